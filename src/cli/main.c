@@ -1,0 +1,38 @@
+/* mmcr: command-line front end over libmmcr. Each subcommand lives in its own file. */
+#include "cli/cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const struct {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *help;
+} commands[] = {
+#define MMCR_CLI_COMMAND(name, fn, help) {name, fn, help},
+#include "cli/commands.def"
+#undef MMCR_CLI_COMMAND
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: mmcr <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].help);
+    fprintf(f, "\nRun 'mmcr <command> --help' for the options of a command.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "mmcr: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
