@@ -47,7 +47,11 @@ typedef struct mmcr_st_tensor {
     const void *data; /* for writing: caller's memory; for reading: points into the file buffer */
     size_t nbytes;
 } mmcr_st_tensor;
-/* metadata: NULL-terminated list of key, value, key, value, ... (strings), may be NULL. */
+/* metadata: NULL-terminated list of key, value, key, value, ... (strings), may be NULL.
+ * Names must be unique, non-empty and not "__metadata__"; nbytes must equal the shape's size.
+ * The data section is ordered by decreasing element size, so in files written here every
+ * tensor is aligned to its element size (the header lists tensors in the caller's order).
+ * Written atomically: on failure the previous file at path is untouched. */
 mmcr_status mmcr_safetensors_write(const char *path, const mmcr_st_tensor *t, int n,
                                    const char *const *metadata, mmcr_err *err);
 typedef struct mmcr_safetensors {
@@ -58,6 +62,11 @@ typedef struct mmcr_safetensors {
     int n_meta;
     char **meta_keys, **meta_values;
 } mmcr_safetensors;
+/* Loads the whole file and validates it (docs/formats.md): header length, JSON, dtypes
+ * (F32/F64/U8/I32/I64; others are rejected by name), shapes against byte counts, offsets inside
+ * the file, and a data section covered exactly (no overlap, hole or trailing bytes). Tensors
+ * keep the header's order; t[i].data points into buf (for files from other writers it may be
+ * unaligned: copy with memcpy). On failure *st is empty and needs no free. */
 mmcr_status mmcr_safetensors_read(mmcr_safetensors *st, const char *path, mmcr_err *err);
 const mmcr_st_tensor *mmcr_safetensors_find(const mmcr_safetensors *st, const char *name);
 const char *mmcr_safetensors_meta(const mmcr_safetensors *st, const char *key);

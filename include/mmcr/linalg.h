@@ -31,6 +31,38 @@ mmcr_status mmcr_svd_values_jacobi(const double *a, int m, int n, double *s);
 size_t mmcr_nuclear_ws_size(int m, int n);
 mmcr_status mmcr_nuclear_norm(const double *a, int m, int n, double *nuc, double *q, double *ws);
 
+/* ---- additions: the threshold, options and diagnostics of the nuclear-norm routine ---- */
+
+/* Default relative threshold on singular values: sqrt(2 (m + n) eps). The Gram matrix squares
+ * the condition number, so its eigenvalues carry rounding noise of about sqrt(r L) eps lam_max
+ * (r = min(m,n), L = max(m,n); sqrt(r L) <= (m + n) / 2); eigenvalues below 2 (m + n) eps
+ * lam_max, i.e. sigma <= sqrt(2 (m + n) eps) sigma_max (about 3e-7 for 100 x 100), cannot be
+ * told from zero and contribute nothing (docs/loss.md, "Numerics"). */
+double mmcr_nuclear_sigma_rtol(int m, int n);
+
+typedef struct mmcr_nuclear_opts {
+    double sigma_rtol; /* <= 0: mmcr_nuclear_sigma_rtol(m, n) */
+    int force_jacobi;  /* non-zero: skip LAPACK, use the Jacobi eigensolver (tests, reference) */
+} mmcr_nuclear_opts;
+
+typedef struct mmcr_nuclear_info {
+    int rank;              /* directions kept (sigma > sigma_tol) */
+    double sigma_max;      /* largest singular value */
+    double sigma_min_kept; /* smallest kept singular value, 0 when rank == 0 */
+    double sigma_tol;      /* absolute threshold actually used */
+    int used_jacobi;       /* the eigensolver fell back to (or was forced to) Jacobi */
+} mmcr_nuclear_info;
+
+/* mmcr_nuclear_norm with options (NULL: defaults) and diagnostics (info may be NULL).
+ * Inputs whose largest |entry| lies outside [2^-256, 2^256] are rescaled by an exact power of
+ * two first (so the Gram matrix neither overflows nor underflows); results are unchanged. */
+mmcr_status mmcr_nuclear_norm_ex(const double *a, int m, int n, const mmcr_nuclear_opts *opts,
+                                 double *nuc, double *q, double *ws, mmcr_nuclear_info *info);
+
+/* mmcr_sym_eig with the LAPACK path optionally skipped; *used_jacobi (may be NULL) tells
+ * whether the Jacobi solver produced the result. a must hold the full symmetric matrix. */
+mmcr_status mmcr_sym_eig_ex(double *a, double *w, int n, double *ws, int force_jacobi, int *used_jacobi);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,89 @@
+/* MMCR pretraining engine: one training run (model + projector, MMCR loss on the full batch,
+ * optimiser, schedule, read-ahead loader, metrics, atomic checkpoints, exact resume). */
+#ifndef MMCR_TRAIN_H
+#define MMCR_TRAIN_H
+
+#include "mmcr/config.h"
+#include "mmcr/core.h"
+#include "mmcr/data.h"
+#include "mmcr/nn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mmcr_train_config {
+    /* data */
+    int dataset;                     /* index into "fashion-mnist|mnist|cifar10|cifar100" */
+    char data_dir[MMCR_OPT_STRLEN];
+    int train_subset;                /* use only the first N training images (0 = all) */
+    int image_size;
+    /* model */
+    int width, proj_hidden, proj_out, proj_bias;
+    /* objective */
+    int batch;                        /* P images per step */
+    int views;                        /* K */
+    double lambda;
+    /* optimisation */
+    int optimizer;                    /* index into "sgd|lars|adam|adamw" */
+    double lr, momentum, weight_decay;
+    int nesterov;
+    int schedule;                     /* index into "constant|cosine|onecycle" */
+    double warmup_epochs, final_lr_factor, pct_start;
+    double epochs;                    /* fractional epochs allowed */
+    int max_steps;                    /* 0 = from epochs */
+    double time_budget;               /* seconds; 0 = none. Schedule length stays the planned one. */
+    int stop_at;                      /* stop (with a checkpoint) once this step is reached; 0 = run to the end */
+    /* augmentations */
+    double crop_scale_min, crop_scale_max, crop_ratio_min, crop_ratio_max;
+    double flip_p, jitter_p, brightness, contrast, saturation, hue, gray_p;
+    double blur_p, blur_sigma_min, blur_sigma_max, solarize_p;
+    double erase_p, erase_scale_min, erase_scale_max;
+    /* run */
+    int seed;
+    int threads;
+    char out[MMCR_OPT_STRLEN];        /* run directory */
+    int log_every, checkpoint_every;  /* steps */
+    int resume;
+    int quiet;
+} mmcr_train_config;
+
+/* The option table that defines every training option (flags, config files, --help). */
+const mmcr_option *mmcr_train_options(int *n);
+
+typedef struct mmcr_train_summary {
+    long steps;
+    double seconds;
+    double final_loss, final_ppe, final_mean_centroid_norm2;
+    double images_per_second;
+} mmcr_train_summary;
+
+/* Runs (or resumes) a training run into cfg->out. Progress goes to the logger at INFO level. */
+mmcr_status mmcr_train_run(const mmcr_train_config *cfg, const mmcr_logger *log,
+                           mmcr_train_summary *summary, mmcr_err *err);
+
+/* Model configuration implied by a training configuration and data set shape. */
+void mmcr_train_model_config(const mmcr_train_config *cfg, int in_channels, mmcr_model_config *mc);
+
+/* Loads the configured data set's split ("train" or "test"), honouring train_subset for "train". */
+mmcr_status mmcr_train_load_dataset(const mmcr_train_config *cfg, const char *split, mmcr_dataset *ds, mmcr_err *err);
+/* The augmentation pipeline of a configuration (normalisation from mean/std). */
+void mmcr_train_aug_config(const mmcr_train_config *cfg, int channels, const float *mean, const float *std,
+                           mmcr_aug_config *aug);
+
+/* Checkpoints: model params + BN buffers (+ optimiser state, step, RNG/loader position and the
+ * effective configuration as metadata). load_model restores only what a frozen encoder needs. */
+mmcr_status mmcr_checkpoint_load_model(const char *path, mmcr_model **model, int max_batch,
+                                       mmcr_train_config *cfg_out, float *mean_out, float *std_out,
+                                       mmcr_err *err);
+
+/* Frozen-encoder features of images [0, ds->n) with the evaluation transform (no augmentation,
+ * normalised with mean/std), BN in eval mode: out is n x feature_dim (project == 0) or n x D. */
+mmcr_status mmcr_extract_features(mmcr_model *model, const mmcr_dataset *ds, const float *mean, const float *std,
+                                  int image_size, int chunk, int project, float *out, const mmcr_logger *log,
+                                  mmcr_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,236 @@
+/* 2-D convolution on CNHW activations: im2col + one GEMM per chunk of images.
+ *
+ * col has K = Cin*k*k rows and one column per output pixel (image-major, as y). The whole
+ * batch goes through one GEMM unless its im2col matrix would exceed CONV_COL_BUDGET floats;
+ * then the batch is cut into chunks of whole images, each GEMM writing a column block of y
+ * (leading dimension N*Ho*Wo). Chunks keep the column matrix in the last-level cache, which
+ * measured faster than one huge GEMM for the early layers. 1x1 stride-1 convs need no im2col. */
+#include "nn/nn_internal.h"
+
+#include <cblas.h>
+#include <string.h>
+
+/* Floats per im2col chunk (4 MiB): fits the L3 cache next to the output block. */
+#define CONV_COL_BUDGET ((size_t)1 << 20)
+/* Below this many column entries a parallel region costs more than it saves. */
+#define CONV_PAR_MIN 32768
+
+static int conv_is_pointwise(const mmcr_conv2d_desc *d) { return d->k == 1 && d->stride == 1 && d->pad == 0; }
+
+static int conv_chunk_images(const mmcr_conv2d_desc *d, int n, int ho, int wo) {
+    size_t per_image = (size_t)d->cin * (size_t)d->k * (size_t)d->k * (size_t)ho * (size_t)wo;
+    size_t c = per_image ? CONV_COL_BUDGET / per_image : (size_t)n;
+    if (c < 1) c = 1;
+    if (c > (size_t)n) c = (size_t)n;
+    return (int)c;
+}
+
+size_t mmcr_conv2d_ws_floats(const mmcr_conv2d_desc *d, int n, int h, int w) {
+    if (conv_is_pointwise(d) || n <= 0) return 0;
+    int ho = mmcr_conv_out(h, d->k, d->stride, d->pad), wo = mmcr_conv_out(w, d->k, d->stride, d->pad);
+    int nc = conv_chunk_images(d, n, ho, wo);
+    return (size_t)d->cin * (size_t)d->k * (size_t)d->k * (size_t)nc * (size_t)ho * (size_t)wo;
+}
+
+/* Output columns [ox0, ox1) whose input column ox*s - p + kx lies inside [0, w). */
+static void conv_valid_range(int wo, int w, int s, int p, int kx, int *ox0, int *ox1) {
+    int lo = p - kx; /* need ox*s >= lo */
+    int a = lo <= 0 ? 0 : (lo + s - 1) / s;
+    int hi = w - 1 + p - kx; /* need ox*s <= hi */
+    int b = hi < 0 ? 0 : hi / s + 1;
+    if (b > wo) b = wo;
+    if (a > b) a = b;
+    *ox0 = a;
+    *ox1 = b;
+}
+
+/* col (K x nc*Ho*Wo) from images [n0, n0+nc) of x (Cin, N, H, W). */
+static void im2col_chunk(float *col, const float *x, const mmcr_conv2d_desc *d, int n, int h, int w,
+                         int ho, int wo, int n0, int nc) {
+    const int k = d->k, s = d->stride, p = d->pad, rows = d->cin * k * k;
+    const size_t hw = (size_t)h * (size_t)w, howo = (size_t)ho * (size_t)wo, ld = (size_t)nc * howo;
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)rows * ld >= CONV_PAR_MIN)
+    for (int r = 0; r < rows; r++) {
+        for (int i = 0; i < nc; i++) {
+            const int ci = r / (k * k), ky = (r / k) % k, kx = r % k;
+            const float *src = x + ((size_t)ci * (size_t)n + (size_t)(n0 + i)) * hw;
+            float *dst = col + (size_t)r * ld + (size_t)i * howo;
+            int ox0, ox1;
+            conv_valid_range(wo, w, s, p, kx, &ox0, &ox1);
+            for (int oy = 0; oy < ho; oy++) {
+                float *drow = dst + (size_t)oy * (size_t)wo;
+                const int iy = oy * s - p + ky;
+                if (iy < 0 || iy >= h) {
+                    memset(drow, 0, (size_t)wo * sizeof(float));
+                    continue;
+                }
+                /* Indices are formed inside the valid range only (no pointer before the row). */
+                const float *srow = src + (size_t)iy * (size_t)w;
+                for (int ox = 0; ox < ox0; ox++) drow[ox] = 0.0f;
+                if (s == 1) {
+                    if (ox1 > ox0) memcpy(drow + ox0, srow + (ox0 - p + kx), (size_t)(ox1 - ox0) * sizeof(float));
+                } else {
+                    for (int ox = ox0; ox < ox1; ox++) drow[ox] = srow[ox * s - p + kx];
+                }
+                for (int ox = ox1; ox < wo; ox++) drow[ox] = 0.0f;
+            }
+        }
+    }
+}
+
+/* dx images [n0, n0+nc) (+)= col2im(dcol). Each thread owns whole (channel, image) planes. */
+static void col2im_chunk(float *dx, const float *dcol, const mmcr_conv2d_desc *d, int n, int h, int w,
+                         int ho, int wo, int n0, int nc, int accumulate) {
+    const int k = d->k, s = d->stride, p = d->pad;
+    const size_t hw = (size_t)h * (size_t)w, howo = (size_t)ho * (size_t)wo, ld = (size_t)nc * howo;
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)d->cin * k * k * ld >= CONV_PAR_MIN)
+    for (int ci = 0; ci < d->cin; ci++) {
+        for (int i = 0; i < nc; i++) {
+            float *dst = dx + ((size_t)ci * (size_t)n + (size_t)(n0 + i)) * hw;
+            if (!accumulate) memset(dst, 0, hw * sizeof(float));
+            for (int ky = 0; ky < k; ky++) {
+                for (int kx = 0; kx < k; kx++) {
+                    const int r = (ci * k + ky) * k + kx;
+                    const float *src = dcol + (size_t)r * ld + (size_t)i * howo;
+                    int ox0, ox1;
+                    conv_valid_range(wo, w, s, p, kx, &ox0, &ox1);
+                    for (int oy = 0; oy < ho; oy++) {
+                        const int iy = oy * s - p + ky;
+                        if (iy < 0 || iy >= h) continue;
+                        float *drow = dst + (size_t)iy * (size_t)w;
+                        const float *srow = src + (size_t)oy * (size_t)wo;
+                        if (s == 1) {
+                            float *dd = drow + (ox0 - p + kx);
+                            const float *ss = srow + ox0;
+                            for (int j = 0; j < ox1 - ox0; j++) dd[j] += ss[j];
+                        } else {
+                            for (int ox = ox0; ox < ox1; ox++) drow[ox * s - p + kx] += srow[ox];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+void mmcr_conv2d_forward(float *y, const float *x, const float *wt, const mmcr_conv2d_desc *d,
+                         int n, int h, int w, float *ws) {
+    const int ho = mmcr_conv_out(h, d->k, d->stride, d->pad), wo = mmcr_conv_out(w, d->k, d->stride, d->pad);
+    const int kk = d->cin * d->k * d->k;
+    const size_t howo = (size_t)ho * (size_t)wo, mtot = (size_t)n * howo;
+    MMCR_ASSERT(ho > 0 && wo > 0 && n > 0);
+    if (conv_is_pointwise(d)) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d->cout, (int)mtot, d->cin, 1.0f, wt, d->cin,
+                    x, (int)mtot, 0.0f, y, (int)mtot);
+        return;
+    }
+    const int nc = conv_chunk_images(d, n, ho, wo);
+    for (int n0 = 0; n0 < n; n0 += nc) {
+        const int cur = n - n0 < nc ? n - n0 : nc;
+        const int mc = (int)((size_t)cur * howo);
+        im2col_chunk(ws, x, d, n, h, w, ho, wo, n0, cur);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, d->cout, mc, kk, 1.0f, wt, kk, ws, mc, 0.0f,
+                    y + (size_t)n0 * howo, (int)mtot);
+    }
+}
+
+void mmcr_conv2d_backward_acc(float *dx, float *dwt, const float *dy, const float *x, const float *wt,
+                              const mmcr_conv2d_desc *d, int n, int h, int w, float *ws, int accumulate_dx) {
+    const int ho = mmcr_conv_out(h, d->k, d->stride, d->pad), wo = mmcr_conv_out(w, d->k, d->stride, d->pad);
+    const int kk = d->cin * d->k * d->k;
+    const size_t howo = (size_t)ho * (size_t)wo, mtot = (size_t)n * howo;
+    MMCR_ASSERT(ho > 0 && wo > 0 && n > 0);
+    if (conv_is_pointwise(d)) {
+        /* dW += dY x^T ; dx = W^T dY */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d->cout, d->cin, (int)mtot, 1.0f, dy, (int)mtot,
+                    x, (int)mtot, 1.0f, dwt, d->cin);
+        if (dx)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d->cin, (int)mtot, d->cout, 1.0f, wt, d->cin,
+                        dy, (int)mtot, accumulate_dx ? 1.0f : 0.0f, dx, (int)mtot);
+        return;
+    }
+    const int nc = conv_chunk_images(d, n, ho, wo);
+    for (int n0 = 0; n0 < n; n0 += nc) {
+        const int cur = n - n0 < nc ? n - n0 : nc;
+        const int mc = (int)((size_t)cur * howo);
+        const float *dyc = dy + (size_t)n0 * howo;
+        im2col_chunk(ws, x, d, n, h, w, ho, wo, n0, cur);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, d->cout, kk, mc, 1.0f, dyc, (int)mtot, ws, mc, 1.0f,
+                    dwt, kk);
+        if (dx) {
+            /* The column matrix is dead after the dW GEMM: reuse it for dcol. */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kk, mc, d->cout, 1.0f, wt, kk, dyc, (int)mtot,
+                        0.0f, ws, mc);
+            col2im_chunk(dx, ws, d, n, h, w, ho, wo, n0, cur, accumulate_dx);
+        }
+    }
+}
+
+void mmcr_conv2d_backward(float *dx, float *dwt, const float *dy, const float *x, const float *wt,
+                          const mmcr_conv2d_desc *d, int n, int h, int w, float *ws) {
+    mmcr_conv2d_backward_acc(dx, dwt, dy, x, wt, d, n, h, w, ws, 0);
+}
+
+/* ---- references: direct loops with double accumulation ---- */
+
+void mmcr_conv2d_forward_ref(float *y, const float *x, const float *wt, const mmcr_conv2d_desc *d, int n, int h,
+                             int w) {
+    const int k = d->k, s = d->stride, p = d->pad;
+    const int ho = mmcr_conv_out(h, k, s, p), wo = mmcr_conv_out(w, k, s, p);
+    for (int co = 0; co < d->cout; co++)
+        for (int i = 0; i < n; i++)
+            for (int oy = 0; oy < ho; oy++)
+                for (int ox = 0; ox < wo; ox++) {
+                    double acc = 0.0;
+                    for (int ci = 0; ci < d->cin; ci++)
+                        for (int ky = 0; ky < k; ky++)
+                            for (int kx = 0; kx < k; kx++) {
+                                int iy = oy * s - p + ky, ix = ox * s - p + kx;
+                                if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+                                acc += (double)wt[((size_t)(co * d->cin + ci) * k + ky) * k + kx] *
+                                       (double)x[(((size_t)ci * n + i) * h + iy) * w + ix];
+                            }
+                    y[(((size_t)co * n + i) * ho + oy) * wo + ox] = (float)acc;
+                }
+}
+
+void mmcr_conv2d_backward_ref(float *dx, float *dwt, const float *dy, const float *x, const float *wt,
+                              const mmcr_conv2d_desc *d, int n, int h, int w) {
+    const int k = d->k, s = d->stride, p = d->pad;
+    const int ho = mmcr_conv_out(h, k, s, p), wo = mmcr_conv_out(w, k, s, p);
+    /* dW[co,ci,ky,kx] += sum over (i, oy, ox) of dy * x */
+    for (int co = 0; co < d->cout; co++)
+        for (int ci = 0; ci < d->cin; ci++)
+            for (int ky = 0; ky < k; ky++)
+                for (int kx = 0; kx < k; kx++) {
+                    double acc = 0.0;
+                    for (int i = 0; i < n; i++)
+                        for (int oy = 0; oy < ho; oy++)
+                            for (int ox = 0; ox < wo; ox++) {
+                                int iy = oy * s - p + ky, ix = ox * s - p + kx;
+                                if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
+                                acc += (double)dy[(((size_t)co * n + i) * ho + oy) * wo + ox] *
+                                       (double)x[(((size_t)ci * n + i) * h + iy) * w + ix];
+                            }
+                    dwt[((size_t)(co * d->cin + ci) * k + ky) * k + kx] += (float)acc;
+                }
+    if (!dx) return;
+    /* dx[ci,i,iy,ix] = sum over (co, ky, kx) with a matching output pixel of W * dy */
+    for (int ci = 0; ci < d->cin; ci++)
+        for (int i = 0; i < n; i++)
+            for (int iy = 0; iy < h; iy++)
+                for (int ix = 0; ix < w; ix++) {
+                    double acc = 0.0;
+                    for (int co = 0; co < d->cout; co++)
+                        for (int ky = 0; ky < k; ky++)
+                            for (int kx = 0; kx < k; kx++) {
+                                int ty = iy + p - ky, tx = ix + p - kx;
+                                if (ty < 0 || tx < 0 || ty % s || tx % s) continue;
+                                int oy = ty / s, ox = tx / s;
+                                if (oy >= ho || ox >= wo) continue;
+                                acc += (double)wt[((size_t)(co * d->cin + ci) * k + ky) * k + kx] *
+                                       (double)dy[(((size_t)co * n + i) * ho + oy) * wo + ox];
+                            }
+                    dx[(((size_t)ci * n + i) * h + iy) * w + ix] = (float)acc;
+                }
+}

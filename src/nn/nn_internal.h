@@ -1,0 +1,27 @@
+/* Internal (library-only) variants of the nn ops: fused epilogues and accumulate flags that
+ * the model uses to save passes over memory. The public ops in mmcr/nn.h call these. */
+#ifndef MMCR_NN_INTERNAL_H
+#define MMCR_NN_INTERNAL_H
+
+#include "mmcr/nn.h"
+
+/* y = act(BN(x) + residual): residual (C, M) may be NULL or alias y; relu != 0 applies max(., 0). */
+void mmcr_bn_forward_fused(float *y, float *save_mean, float *save_invstd, const float *x,
+                           const float *gamma, const float *beta, float *run_mean, float *run_var,
+                           const mmcr_bn_desc *d, size_t m, int train, const float *residual, int relu);
+/* BN backward of act(BN(x)): relu_y (the forward output) masks dy when non-NULL. dx may alias dy. */
+void mmcr_bn_backward_fused(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                            const float *save_mean, const float *save_invstd, const float *gamma,
+                            const mmcr_bn_desc *d, size_t m, const float *relu_y);
+/* 1-D BN with an optional fused ReLU (forward) / ReLU mask (backward); same aliasing rules. */
+void mmcr_bn1d_forward_fused(float *y, float *save_mean, float *save_invstd, const float *x,
+                             const float *gamma, const float *beta, float *run_mean, float *run_var,
+                             const mmcr_bn_desc *d, int n, int train, int relu);
+void mmcr_bn1d_backward_fused(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                              const float *save_mean, const float *save_invstd, const float *gamma,
+                              const mmcr_bn_desc *d, int n, const float *relu_y);
+/* Conv backward; accumulate_dx != 0 adds into dx instead of overwriting it. */
+void mmcr_conv2d_backward_acc(float *dx, float *dwt, const float *dy, const float *x, const float *wt,
+                              const mmcr_conv2d_desc *d, int n, int h, int w, float *ws, int accumulate_dx);
+
+#endif

@@ -1,0 +1,25 @@
+/* Global average pooling from CNHW planes to row-major (N x C) features. */
+#include "mmcr/nn.h"
+
+void mmcr_gap_forward(float *y, const float *x, int c, int n, int hw) {
+    const double inv = 1.0 / (double)hw;
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)c * (size_t)n * (size_t)hw >= 32768)
+    for (int ch = 0; ch < c; ch++)
+        for (int i = 0; i < n; i++) {
+            const float *p = x + ((size_t)ch * (size_t)n + (size_t)i) * (size_t)hw;
+            double s = 0.0;
+            for (int t = 0; t < hw; t++) s += (double)p[t];
+            y[(size_t)i * (size_t)c + (size_t)ch] = (float)(s * inv);
+        }
+}
+
+void mmcr_gap_backward(float *dx, const float *dy, int c, int n, int hw) {
+    const float inv = 1.0f / (float)hw;
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)c * (size_t)n * (size_t)hw >= 32768)
+    for (int ch = 0; ch < c; ch++)
+        for (int i = 0; i < n; i++) {
+            float *p = dx + ((size_t)ch * (size_t)n + (size_t)i) * (size_t)hw;
+            const float g = dy[(size_t)i * (size_t)c + (size_t)ch] * inv;
+            for (int t = 0; t < hw; t++) p[t] = g;
+        }
+}
