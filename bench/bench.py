@@ -2,8 +2,8 @@
 """Benchmark driver: libmmcr's training step and MMCR objective against the PyTorch twin.
 
 Each measurement is a child process (bench_step for our side, torch_step.py for PyTorch), so
-each side's peak resident memory (ru_maxrss) is that of one configuration. The two sides
-alternate, round after round (the order flips every round), and the timed steps of all rounds
+each side's peak resident memory (VmHWM, reported by the child itself) is that of one
+configuration. The two sides alternate, round after round (the order flips every round), and the timed steps of all rounds
 are pooled into one median per side. Input is synthetic (random normal), so data loading and
 augmentation are excluded from both sides. Run through bench/run.sh.
 """
@@ -102,10 +102,10 @@ def machine_info():
                     break
     except OSError:
         pass
-    try:
-        import torch
-        tv = torch.__version__
-    except ImportError:
+    try:  # not imported here: the driver stays small
+        tv = subprocess.run([sys.executable, "-c", "import torch; print(torch.__version__)"], capture_output=True,
+                            text=True, timeout=120).stdout.strip() or "not installed"
+    except (OSError, subprocess.SubprocessError):
         tv = "not installed"
     load = os.getloadavg()
     return cpu, os.cpu_count(), tv, load
@@ -171,6 +171,11 @@ def main(argv=None):
                 log("  mmcr %s ms, torch f32 %s ms, torch f64 %s ms"
                     % (fmt(ours.med(), "%.2f"), fmt(t32.med(), "%.2f"), fmt(t64.med(), "%.2f")))
 
+    rest = ""
+    r = run_child([sys.executable, "-c", "import sys; sys.path.insert(0, %r); import torch_step, json; "
+                   "print(json.dumps({'ms': [], 'maxrss_kb': torch_step.maxrss_kb()}))" % HERE], 1, a.timeout, log)
+    if r:
+        rest = " A PyTorch process that only imported torch holds %.0f MB." % (r["maxrss_kb"] / 1024.0)
     load1 = os.getloadavg()
     L = []
     L.append("# mmcr vs PyTorch: training step and MMCR objective")
@@ -180,6 +185,13 @@ def main(argv=None):
              "over all timed steps of all rounds."
              % (started.strftime("%Y-%m-%d %H:%M"), " --quick" if a.quick else "", cpu, ncpu, tv,
                 platform.python_version(), load0[0], load1[0], rounds))
+    busy = load0[0]  # before our first child; the end value includes our own last process
+    if busy > 0.5 * (ncpu or 1):
+        L.append("")
+        L.append("**The machine was busy** (load average %.1f on %d CPUs before the first measurement, from other processes): the timings, "
+                 "and above all the multi-thread rows, include waiting for CPUs; OpenMP barriers degrade sharply "
+                 "when threads are descheduled. Compare the two sides within a row (they ran interleaved), not "
+                 "across runs." % (busy, ncpu or 1))
     L.append("")
     L.append("Reachable peak (cblas_sgemm, 2048^3, OpenBLAS, same run): "
              + ", ".join("%d thread(s) %.1f GFLOP/s" % (t, peak[t]) for t in sorted(peak)) + ".")
@@ -192,7 +204,7 @@ def main(argv=None):
                  "the network. GFLOP/s = 3 x forward FLOPs x views / step time, forward FLOPs = 2 x multiply-adds "
                  "of every convolution and linear layer (batch-norm, ReLU, pooling and the loss not counted). "
                  "Speed ratio = PyTorch time / mmcr time (above 1: mmcr is faster). RSS = peak resident memory of "
-                 "the process.")
+                 "the process (VmHWM)." + rest)
         L.append("")
         L.append("| configuration | threads | mmcr ms/step | PyTorch ms/step | mmcr views/s | PyTorch views/s "
                  "| speed ratio | mmcr GFLOP/s (% peak) | PyTorch GFLOP/s (% peak) | mmcr RSS MB | PyTorch RSS MB |")

@@ -30,6 +30,15 @@ def median(v):
 
 
 def maxrss_kb():
+    """Peak resident memory in KiB: VmHWM (ru_maxrss inherits the parent's high-water mark
+    across fork + exec on Linux, so it is only the fallback)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 

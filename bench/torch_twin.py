@@ -501,7 +501,8 @@ def main(argv=None):
             step += 1
             now = time.time()
             last = step == total
-            out_of_time = cfg["time-budget"] > 0 and now - t0 >= cfg["time-budget"]
+            out_of_time = (cfg["time-budget"] > 0 and now - t0 >= cfg["time-budget"]) or \
+                (cfg.get("stop-at", 0) > 0 and step >= cfg["stop-at"])
             if step % cfg["log-every"] == 0 or last or out_of_time:
                 rate = (step - step_window) * nviews / (now - t_window + 1e-12)
                 t_window, step_window = now, step

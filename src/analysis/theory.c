@@ -56,25 +56,20 @@ mmcr_status mmcr_mp_moment(double gamma, double s, double *value, mmcr_err *err)
         return mmcr_err_set(err, MMCR_ERR_ARG, "Marchenko-Pastur moment order s = %g must be finite and >= 0", s);
     double a, b;
     mmcr_mp_support(gamma, &a, &b);
+    if (a == 0.0 && s == 0.0) {
+        /* gamma = 1, s = 0: the integrand is cos^2(t/2) (0/0 at t = 0), whose integral is pi/2. */
+        *value = 1.0;
+        return MMCR_OK;
+    }
     mp_params par = {a, b - a, s};
-    /* gamma = 1 with s = 0 has x^(-1) sin^2 t -> cos^2(t/2): handle the t = 0 limit exactly. */
-    if (a == 0.0 && s == 0.0) par.a = 0.0;
     gsl_function f = {mp_integrand, &par};
     enum { LIMIT = 200 };
     gsl_integration_workspace *w = gsl_integration_workspace_alloc(LIMIT);
     if (!w) return mmcr_err_set(err, MMCR_ERR_NOMEM, "out of memory for the quadrature workspace");
     double result = 0.0, abserr = 0.0;
     gsl_error_handler_t *old = gsl_set_error_handler_off();
-    int rc;
-    if (a == 0.0 && s == 0.0) {
-        /* cos^2(t/2) integrates to pi/2 exactly; avoid 0/0 in the integrand. */
-        result = 0.5 * PI;
-        abserr = 0.0;
-        rc = GSL_SUCCESS;
-    } else {
-        /* qags: Gauss-Kronrod 21 with extrapolation, robust to the t^(2s) endpoint behaviour. */
-        rc = gsl_integration_qags(&f, 0.0, PI, 0.0, 1e-13, LIMIT, w, &result, &abserr);
-    }
+    /* qags: 21-point Gauss-Kronrod with extrapolation, robust to the t^(2s) endpoint behaviour. */
+    int rc = gsl_integration_qags(&f, 0.0, PI, 0.0, 1e-13, LIMIT, w, &result, &abserr);
     gsl_set_error_handler(old);
     gsl_integration_workspace_free(w);
     /* GSL_EROUND means the requested 1e-13 was limited by rounding; accept if the estimate is
@@ -173,9 +168,11 @@ static void fill_row(double *row, double *scratch, int d, int views, uint64_t se
         mmcr_rng r;
         mmcr_rng_seed(&r, seed, sample, n, (tag << 32) | (uint64_t)v);
         double *g = views == 1 ? row : scratch;
-        double s2 = fill_gauss(&r, g, d);
-        /* A d-vector of polar-method normals is never all zero (each pair has s > 0). */
-        MMCR_ASSERT(s2 > 0.0);
+        double s2;
+        /* All zero only if every accepted u (and v) is exactly 0 (d = 1: odds 2^-53): draw again
+         * from the same stream, which keeps the result deterministic. */
+        do s2 = fill_gauss(&r, g, d);
+        while (s2 == 0.0);
         double scale = 1.0 / (sqrt(s2) * (double)views);
         if (views == 1)
             for (int j = 0; j < d; j++) row[j] *= scale;

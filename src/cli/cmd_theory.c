@@ -241,7 +241,9 @@ static mmcr_status draw_heatmap(const char *path, const point *pts, const int64_
         snprintf(rl[i], 24, "%lld", (long long)(i < np ? ps[i] : ds[i - np]));
         lab[i] = rl[i];
     }
-    pl = mmcr_plot_create(220 + 110 * (nd < 6 ? 6 : nd), 160 + 60 * (np < 6 ? 6 : np), err);
+    /* About 110 x 60 pixels per cell, at least a 6 x 6 table's worth, at most 4000 pixels. */
+    int wpx = 220 + 110 * (nd < 6 ? 6 : nd), hpx = 160 + 60 * (np < 6 ? 6 : np);
+    pl = mmcr_plot_create(wpx < 4000 ? wpx : 4000, hpx < 4000 ? hpx : 4000, err);
     if (!pl) goto out;
     st = mmcr_plot_set_labels(pl, mc ? "Aligned PPE, Monte Carlo mean" : "Aligned PPE, random-matrix prediction",
                               "D (embedding dimension)", "P (batch size)", err);

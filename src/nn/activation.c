@@ -11,5 +11,8 @@ void mmcr_relu_forward(float *y, const float *x, size_t n) {
 
 void mmcr_relu_backward(float *dx, const float *dy, const float *y, size_t n) {
 #pragma omp parallel for schedule(static) if (n >= RELU_PAR_MIN)
-    for (size_t i = 0; i < n; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+    for (size_t i = 0; i < n; i++) {
+        float g = dy[i], v = y[i]; /* unconditional loads: the select vectorises */
+        dx[i] = v > 0.0f ? g : 0.0f;
+    }
 }

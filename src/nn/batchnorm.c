@@ -1,39 +1,55 @@
 /* Batch norm with PyTorch semantics: biased batch variance to normalise, unbiased variance into
  * the running variance, r = (1 - momentum) r + momentum * batch, invstd = 1 / sqrt(var + eps).
  *
- * Statistics are accumulated in double over eight independent lanes (vectorisable without
- * reassociation), on data shifted by the channel's first value so that sum-of-squares minus
- * squared mean does not cancel. Channels are independent, so OpenMP splits over channels. */
+ * Statistics are accumulated in double, in vector lanes (GCC/Clang vector extensions, so the
+ * reductions vectorise without -ffast-math and give the same result at every vector width),
+ * on data shifted by the channel's first value so that sum-of-squares minus squared mean does
+ * not cancel. Channels are independent, so OpenMP splits over channels. */
 #include "nn/nn_internal.h"
 
 #include <math.h>
+#include <string.h>
 
-#define BN_LANES 8
 /* Below this many elements a parallel region costs more than it saves. */
 #define BN_PAR_MIN 32768
+
+typedef float bn_v4f __attribute__((vector_size(16)));
+typedef int bn_v4i __attribute__((vector_size(16)));
+typedef double bn_v4d __attribute__((vector_size(32)));
+
+static inline bn_v4f bn_load(const float *p) {
+    bn_v4f v;
+    memcpy(&v, p, sizeof v); /* unaligned load */
+    return v;
+}
+
+static inline double bn_hsum(const bn_v4d *a, const bn_v4d *b) {
+    bn_v4d t = *a + *b;
+    return (t[0] + t[1]) + (t[2] + t[3]);
+}
 
 /* Mean and biased variance of x[0..m) with stride 'stride'. */
 static void bn_stats(const float *x, size_t m, size_t stride, double *mean, double *var) {
     const double shift = (double)x[0];
-    double s[BN_LANES] = {0}, q[BN_LANES] = {0};
+    double ss = 0.0, qq = 0.0;
     size_t i = 0;
     if (stride == 1) {
-        for (; i + BN_LANES <= m; i += BN_LANES)
-            for (int j = 0; j < BN_LANES; j++) {
-                double t = (double)x[i + (size_t)j] - shift;
-                s[j] += t;
-                q[j] += t * t;
-            }
+        bn_v4d s0 = {0, 0, 0, 0}, s1 = s0, q0 = s0, q1 = s0;
+        for (; i + 8 <= m; i += 8) {
+            bn_v4d a = __builtin_convertvector(bn_load(x + i), bn_v4d) - shift;
+            bn_v4d b = __builtin_convertvector(bn_load(x + i + 4), bn_v4d) - shift;
+            s0 += a;
+            s1 += b;
+            q0 += a * a;
+            q1 += b * b;
+        }
+        ss = bn_hsum(&s0, &s1);
+        qq = bn_hsum(&q0, &q1);
     }
     for (; i < m; i++) {
         double t = (double)x[i * stride] - shift;
-        s[0] += t;
-        q[0] += t * t;
-    }
-    double ss = 0.0, qq = 0.0;
-    for (int j = 0; j < BN_LANES; j++) {
-        ss += s[j];
-        qq += q[j];
+        ss += t;
+        qq += t * t;
     }
     double mu = ss / (double)m;
     double v = qq / (double)m - mu * mu;
@@ -111,30 +127,35 @@ void mmcr_bn_forward(float *y, float *save_mean, float *save_invstd, const float
     mmcr_bn_forward_fused(y, save_mean, save_invstd, x, gamma, beta, run_mean, run_var, d, m, train, NULL, 0);
 }
 
-/* Sums over one channel of g = masked dy: sum g and sum g * (x - mean). */
+/* Sums over one channel of g = dy masked by relu_y > 0 (when given): sum g, sum g * (x - mean). */
 static void bn_grad_sums(const float *dy, const float *x, const float *relu_y, size_t m, size_t stride,
                          double mean, double *sum_g, double *sum_gx) {
-    double s[BN_LANES] = {0}, q[BN_LANES] = {0};
+    double ss = 0.0, qq = 0.0;
     size_t i = 0;
     if (stride == 1) {
-        for (; i + BN_LANES <= m; i += BN_LANES)
-            for (int j = 0; j < BN_LANES; j++) {
-                size_t t = i + (size_t)j;
-                float g = (relu_y && !(relu_y[t] > 0.0f)) ? 0.0f : dy[t];
-                s[j] += (double)g;
-                q[j] += (double)g * ((double)x[t] - mean);
+        const bn_v4f zero = {0, 0, 0, 0};
+        bn_v4d s0 = {0, 0, 0, 0}, s1 = s0, q0 = s0, q1 = s0;
+        for (; i + 8 <= m; i += 8) {
+            bn_v4f g0 = bn_load(dy + i), g1 = bn_load(dy + i + 4);
+            if (relu_y) {
+                g0 = (bn_v4f)((bn_v4i)g0 & (bn_load(relu_y + i) > zero));
+                g1 = (bn_v4f)((bn_v4i)g1 & (bn_load(relu_y + i + 4) > zero));
             }
+            bn_v4d a = __builtin_convertvector(g0, bn_v4d), b = __builtin_convertvector(g1, bn_v4d);
+            s0 += a;
+            s1 += b;
+            q0 += a * (__builtin_convertvector(bn_load(x + i), bn_v4d) - mean);
+            q1 += b * (__builtin_convertvector(bn_load(x + i + 4), bn_v4d) - mean);
+        }
+        ss = bn_hsum(&s0, &s1);
+        qq = bn_hsum(&q0, &q1);
     }
     for (; i < m; i++) {
         size_t t = i * stride;
-        float g = (relu_y && !(relu_y[t] > 0.0f)) ? 0.0f : dy[t];
-        s[0] += (double)g;
-        q[0] += (double)g * ((double)x[t] - mean);
-    }
-    double ss = 0.0, qq = 0.0;
-    for (int j = 0; j < BN_LANES; j++) {
-        ss += s[j];
-        qq += q[j];
+        float g = dy[t];
+        if (relu_y && !(relu_y[t] > 0.0f)) g = 0.0f;
+        ss += (double)g;
+        qq += (double)g * ((double)x[t] - mean);
     }
     *sum_g = ss;
     *sum_gx = qq;
@@ -160,7 +181,8 @@ void mmcr_bn_backward_fused(float *dx, float *dgamma, float *dbeta, const float 
         const float mu = save_mean[c];
         if (ryc) {
             for (size_t i = 0; i < m; i++) {
-                float g = ryc[i] > 0.0f ? dyc[i] : 0.0f;
+                float g = dyc[i], r = ryc[i]; /* unconditional loads: the select vectorises */
+                g = r > 0.0f ? g : 0.0f;
                 dxc[i] = a * (g - k1 - (xc[i] - mu) * k2);
             }
         } else {

@@ -11,7 +11,9 @@
 #include <string.h>
 
 /* Floats per im2col chunk (4 MiB): fits the L3 cache next to the output block. */
+#ifndef CONV_COL_BUDGET
 #define CONV_COL_BUDGET ((size_t)1 << 20)
+#endif
 /* Below this many column entries a parallel region costs more than it saves. */
 #define CONV_PAR_MIN 32768
 
@@ -44,9 +46,85 @@ static void conv_valid_range(int wo, int w, int s, int p, int kx, int *ox0, int 
     *ox1 = b;
 }
 
+/* Stride 1 with "same" output size (2p = k - 1), the bulk of ResNet: in CNHW the images of one
+ * channel are contiguous, so a column-matrix row is the channel's chunk shifted by
+ * (ky - p) * w + (kx - p) as one long vectorisable copy; only the positions whose source pixel
+ * lies in the padding (which the flat shift wraps into a neighbouring row or image) are then
+ * cleared. */
+static int conv_is_same(const mmcr_conv2d_desc *d, int h, int w, int ho, int wo) {
+    return d->stride == 1 && ho == h && wo == w && 2 * d->pad == d->k - 1;
+}
+
+/* Zeroes the positions of one column-matrix row (nc planes of h x w) whose source pixel
+ * (oy + dy, ox + dx) is outside the image. */
+static void same_clear_border(float *row, int nc, int h, int w, int dy, int dx) {
+    const size_t hw = (size_t)h * (size_t)w;
+    const int y0 = dy < 0 ? -dy : 0, y1 = dy > 0 ? h - dy : h;     /* valid oy in [y0, y1) */
+    const int x0 = dx < 0 ? -dx : 0, x1 = dx > 0 ? w - dx : w;     /* valid ox in [x0, x1) */
+    for (int i = 0; i < nc; i++) {
+        float *pl = row + (size_t)i * hw;
+        for (int oy = 0; oy < h; oy++) {
+            float *r = pl + (size_t)oy * (size_t)w;
+            if (oy < y0 || oy >= y1) {
+                for (int ox = 0; ox < w; ox++) r[ox] = 0.0f;
+                continue;
+            }
+            for (int ox = 0; ox < x0; ox++) r[ox] = 0.0f;
+            for (int ox = x1; ox < w; ox++) r[ox] = 0.0f;
+        }
+    }
+}
+
+static void im2col_same(float *col, const float *x, const mmcr_conv2d_desc *d, int n, int h, int w, int n0,
+                        int nc) {
+    const int k = d->k, p = d->pad, rows = d->cin * k * k;
+    const size_t hw = (size_t)h * (size_t)w;
+    const ptrdiff_t len = (ptrdiff_t)((size_t)nc * hw);
+#pragma omp parallel for schedule(static) if ((size_t)rows * (size_t)len >= CONV_PAR_MIN)
+    for (int r = 0; r < rows; r++) {
+        const int ci = r / (k * k), ky = (r / k) % k, kx = r % k;
+        const float *src = x + ((size_t)ci * (size_t)n + (size_t)n0) * hw;
+        float *dst = col + (size_t)r * (size_t)len;
+        const ptrdiff_t off = (ptrdiff_t)(ky - p) * w + (kx - p);
+        /* Source index j + off must stay inside this chunk; outside it is padding anyway. */
+        const ptrdiff_t j0 = off < 0 ? -off : 0, j1 = off > 0 ? len - off : len;
+        for (ptrdiff_t j = 0; j < j0; j++) dst[j] = 0.0f;
+        for (ptrdiff_t j = j0; j < j1; j++) dst[j] = src[j + off];
+        for (ptrdiff_t j = j1 > j0 ? j1 : j0; j < len; j++) dst[j] = 0.0f;
+        same_clear_border(dst, nc, h, w, ky - p, kx - p);
+    }
+}
+
+/* Inverse of im2col_same: dx (+)= shifted rows of dcol. The border positions of dcol are
+ * cleared first (dcol is scratch), so the flat shifted add never wraps a value across rows. */
+static void col2im_same(float *dx, float *dcol, const mmcr_conv2d_desc *d, int n, int h, int w, int n0, int nc,
+                        int accumulate) {
+    const int k = d->k, p = d->pad;
+    const size_t hw = (size_t)h * (size_t)w;
+    const ptrdiff_t len = (ptrdiff_t)((size_t)nc * hw);
+#pragma omp parallel for schedule(static) if ((size_t)d->cin * k * k * (size_t)len >= CONV_PAR_MIN)
+    for (int ci = 0; ci < d->cin; ci++) {
+        float *dst = dx + ((size_t)ci * (size_t)n + (size_t)n0) * hw;
+        if (!accumulate)
+            for (ptrdiff_t j = 0; j < len; j++) dst[j] = 0.0f;
+        for (int ky = 0; ky < k; ky++)
+            for (int kx = 0; kx < k; kx++) {
+                float *row = dcol + (size_t)((ci * k + ky) * k + kx) * (size_t)len;
+                const ptrdiff_t off = (ptrdiff_t)(ky - p) * w + (kx - p);
+                const ptrdiff_t j0 = off < 0 ? -off : 0, j1 = off > 0 ? len - off : len;
+                same_clear_border(row, nc, h, w, ky - p, kx - p);
+                for (ptrdiff_t j = j0; j < j1; j++) dst[j + off] += row[j];
+            }
+    }
+}
+
 /* col (K x nc*Ho*Wo) from images [n0, n0+nc) of x (Cin, N, H, W). */
 static void im2col_chunk(float *col, const float *x, const mmcr_conv2d_desc *d, int n, int h, int w,
                          int ho, int wo, int n0, int nc) {
+    if (conv_is_same(d, h, w, ho, wo)) {
+        im2col_same(col, x, d, n, h, w, n0, nc);
+        return;
+    }
     const int k = d->k, s = d->stride, p = d->pad, rows = d->cin * k * k;
     const size_t hw = (size_t)h * (size_t)w, howo = (size_t)ho * (size_t)wo, ld = (size_t)nc * howo;
 #pragma omp parallel for collapse(2) schedule(static) if ((size_t)rows * ld >= CONV_PAR_MIN)
@@ -57,20 +135,21 @@ static void im2col_chunk(float *col, const float *x, const mmcr_conv2d_desc *d, 
             float *dst = col + (size_t)r * ld + (size_t)i * howo;
             int ox0, ox1;
             conv_valid_range(wo, w, s, p, kx, &ox0, &ox1);
+            const int off = kx - p; /* input column = ox * s + off, inside the row for [ox0, ox1) */
             for (int oy = 0; oy < ho; oy++) {
                 float *drow = dst + (size_t)oy * (size_t)wo;
                 const int iy = oy * s - p + ky;
                 if (iy < 0 || iy >= h) {
-                    memset(drow, 0, (size_t)wo * sizeof(float));
+                    for (int ox = 0; ox < wo; ox++) drow[ox] = 0.0f;
                     continue;
                 }
-                /* Indices are formed inside the valid range only (no pointer before the row). */
                 const float *srow = src + (size_t)iy * (size_t)w;
                 for (int ox = 0; ox < ox0; ox++) drow[ox] = 0.0f;
+                /* Plain loops, not memcpy: rows are short and the call would dominate. */
                 if (s == 1) {
-                    if (ox1 > ox0) memcpy(drow + ox0, srow + (ox0 - p + kx), (size_t)(ox1 - ox0) * sizeof(float));
+                    for (int ox = ox0; ox < ox1; ox++) drow[ox] = srow[ox + off];
                 } else {
-                    for (int ox = ox0; ox < ox1; ox++) drow[ox] = srow[ox * s - p + kx];
+                    for (int ox = ox0; ox < ox1; ox++) drow[ox] = srow[ox * s + off];
                 }
                 for (int ox = ox1; ox < wo; ox++) drow[ox] = 0.0f;
             }
@@ -79,8 +158,12 @@ static void im2col_chunk(float *col, const float *x, const mmcr_conv2d_desc *d, 
 }
 
 /* dx images [n0, n0+nc) (+)= col2im(dcol). Each thread owns whole (channel, image) planes. */
-static void col2im_chunk(float *dx, const float *dcol, const mmcr_conv2d_desc *d, int n, int h, int w,
+static void col2im_chunk(float *dx, float *dcol, const mmcr_conv2d_desc *d, int n, int h, int w,
                          int ho, int wo, int n0, int nc, int accumulate) {
+    if (conv_is_same(d, h, w, ho, wo)) {
+        col2im_same(dx, dcol, d, n, h, w, n0, nc, accumulate);
+        return;
+    }
     const int k = d->k, s = d->stride, p = d->pad;
     const size_t hw = (size_t)h * (size_t)w, howo = (size_t)ho * (size_t)wo, ld = (size_t)nc * howo;
 #pragma omp parallel for collapse(2) schedule(static) if ((size_t)d->cin * k * k * ld >= CONV_PAR_MIN)
