@@ -95,9 +95,10 @@ double mmcr_mp_quantile(double gamma, double q);
 
 /* ---- the sphere S^{D-1}, von Mises-Fisher law, entropy ---- */
 
-/* log I_nu(x) for nu >= 0, x >= 0 (-inf at x = 0 < nu): GSL's scaled Bessel function for
- * nu < 15, the uniform (Debye) asymptotic expansion to 4 terms for nu >= 15 (relative error of
- * I below 1e-9), so it neither overflows nor underflows for any D and kappa. */
+/* log I_nu(x) for nu >= 0, x >= 0 (-inf at x = 0 < nu): GSL's scaled Bessel function (or the
+ * power series where that underflows) for nu < 20, the uniform (Debye) asymptotic expansion to
+ * u_5 for nu >= 20 (relative error of I below 1e-9), so it neither overflows nor underflows for
+ * any D and kappa. */
 double mmcr_log_bessel_i(double nu, double x);
 /* log |S^{D-1}| = log(2 pi^{D/2} / Gamma(D/2)), the surface area of the unit sphere in R^D. */
 double mmcr_sphere_log_area(int d);

@@ -8,6 +8,8 @@
 #ifndef MMCR_MULTIMODAL_H
 #define MMCR_MULTIMODAL_H
 
+#include <stdio.h>
+
 #include "mmcr/config.h"
 #include "mmcr/core.h"
 #include "mmcr/data.h"
@@ -274,11 +276,16 @@ typedef struct mmcr_mm_metrics {
  * checkpoint.safetensors. cfg->out empty: nothing is written. */
 mmcr_status mmcr_mm_train(const mmcr_mm_config *cfg, const mmcr_pairs *train, const mmcr_pairs *test,
                           const mmcr_logger *log, mmcr_mm_metrics *out, mmcr_err *err);
-/* Evaluates a checkpoint written by mmcr_mm_train on pairs. */
+/* The training configuration stored in a checkpoint written by mmcr_mm_train. */
+mmcr_status mmcr_mm_checkpoint_config(const char *path, mmcr_mm_config *cfg, mmcr_err *err);
+/* Evaluates a checkpoint written by mmcr_mm_train on pairs (loaded at the checkpoint's
+ * --image-size). */
 mmcr_status mmcr_mm_eval_checkpoint(const char *path, const mmcr_pairs *test, const mmcr_logger *log,
                                     mmcr_mm_metrics *out, mmcr_err *err);
 /* results.json of a run (written by mmcr_mm_train) back into metrics; MMCR_ERR_IO if absent. */
 mmcr_status mmcr_mm_read_results(const char *path, mmcr_mm_metrics *m, mmcr_err *err);
+/* The results JSON (results.json's content) to a stream. */
+void mmcr_mm_print_results(FILE *f, const mmcr_mm_config *cfg, const mmcr_pairs *test, const mmcr_mm_metrics *m);
 mmcr_status mmcr_mm_write_results(const char *path, const mmcr_mm_config *cfg, const mmcr_pairs *test,
                                   const mmcr_mm_metrics *m, mmcr_err *err);
 

@@ -16,7 +16,8 @@
 
 #define PI 3.14159265358979323846
 
-/* Uniform asymptotic expansion of I_nu(nu z) (DLMF 10.41.3, polynomials u_k of 10.41.10). */
+/* Uniform asymptotic expansion of I_nu(nu z) to u_5 (DLMF 10.41.3, polynomials u_k of 10.41.10;
+ * u_k(1) are the Stirling coefficients -1/12, 1/288, 139/51840, -571/2488320, -163879/209018880). */
 static double log_bessel_debye(double nu, double x) {
     const double z = x / nu, s = sqrt(1.0 + z * z), p = 1.0 / s;
     /* eta = s + log(z / (1 + s)); for tiny z, log(z) - log(1 + s) stays accurate. */
@@ -28,8 +29,13 @@ static double log_bessel_debye(double nu, double x) {
     const double u4 =
         p2 * p2 * (4465125.0 + p2 * (-94121676.0 + p2 * (349922430.0 + p2 * (-446185740.0 + p2 * 185910725.0)))) /
         39813120.0;
+    const double u5 = p * p2 * p2 *
+                      (1519035525.0 +
+                       p2 * (-49286948607.0 +
+                             p2 * (284499769554.0 + p2 * (-614135872350.0 + p2 * (566098157625.0 - p2 * 188699385875.0))))) /
+                      6688604160.0;
     const double inv = 1.0 / nu;
-    const double series = 1.0 + inv * (u1 + inv * (u2 + inv * (u3 + inv * u4)));
+    const double series = 1.0 + inv * (u1 + inv * (u2 + inv * (u3 + inv * (u4 + inv * u5))));
     return nu * eta - 0.5 * log(2.0 * PI * nu) - 0.5 * log(s) + log(series);
 }
 
@@ -50,7 +56,7 @@ double mmcr_log_bessel_i(double nu, double x) {
     if (!(nu >= 0) || !(x >= 0) || isinf(nu)) return NAN;
     if (x == 0) return nu == 0 ? 0.0 : -INFINITY;
     if (isinf(x)) return INFINITY;
-    if (nu >= 15.0) return log_bessel_debye(nu, x);
+    if (nu >= 20.0) return log_bessel_debye(nu, x);
     if (x < 1e-3) return log_bessel_series(nu, x);
     gsl_sf_result r;
     gsl_error_handler_t *old = gsl_set_error_handler_off();

@@ -182,7 +182,7 @@ mmcr_status mmcr_emoji_load(mmcr_pairs *train, mmcr_pairs *test, const char *dir
         for (int i = 0; i < n; i++) all.images.labels[i] = mmcr_pairs_class_index(&all, cats[i]);
     }
     {
-        uint32_t *idx = malloc(sizeof(uint32_t) * (size_t)n);
+        uint32_t *idx = malloc(sizeof(uint32_t) * (size_t)(n > 0 ? n : 1));
         if (!idx) {
             st = mmcr_err_set(err, MMCR_ERR_NOMEM, "out of memory");
             goto done;

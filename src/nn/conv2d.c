@@ -19,6 +19,11 @@
 
 static int conv_is_pointwise(const mmcr_conv2d_desc *d) { return d->k == 1 && d->stride == 1 && d->pad == 0; }
 
+/* Stride 1 with "same" output size (2p = k - 1), the bulk of ResNet. */
+static int conv_is_same(const mmcr_conv2d_desc *d, int h, int w, int ho, int wo) {
+    return d->stride == 1 && ho == h && wo == w && 2 * d->pad == d->k - 1;
+}
+
 static int conv_chunk_images(const mmcr_conv2d_desc *d, int n, int ho, int wo) {
     size_t per_image = (size_t)d->cin * (size_t)d->k * (size_t)d->k * (size_t)ho * (size_t)wo;
     size_t c = per_image ? CONV_COL_BUDGET / per_image : (size_t)n;
@@ -46,15 +51,11 @@ static void conv_valid_range(int wo, int w, int s, int p, int kx, int *ox0, int 
     *ox1 = b;
 }
 
-/* Stride 1 with "same" output size (2p = k - 1), the bulk of ResNet: in CNHW the images of one
+/* "Same" stride-1 convs: in CNHW the images of one
  * channel are contiguous, so a column-matrix row is the channel's chunk shifted by
  * (ky - p) * w + (kx - p) as one long vectorisable copy; only the positions whose source pixel
  * lies in the padding (which the flat shift wraps into a neighbouring row or image) are then
  * cleared. */
-static int conv_is_same(const mmcr_conv2d_desc *d, int h, int w, int ho, int wo) {
-    return d->stride == 1 && ho == h && wo == w && 2 * d->pad == d->k - 1;
-}
-
 /* Zeroes the positions of one column-matrix row (nc planes of h x w) whose source pixel
  * (oy + dy, ox + dx) is outside the image. */
 static void same_clear_border(float *row, int nc, int h, int w, int dy, int dx) {

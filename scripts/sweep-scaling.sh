@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Compute scaling of the pretraining percent error on Fashion-MNIST (docs/analyses.md): runs of
+# 25 ... 800 steps at P = 64, D = 128, K = 2 (two seeds), PPE measured on 5 fresh batches after
+# each run, then PPE(C) = E + a C^-alpha fitted with C = steps * P * K and checked on the two
+# largest C values held out of the fit. Resumable. Results: OUT/results.jsonl, OUT/report/.
+# Usage: scripts/sweep-scaling.sh [extra `mmcr sweep` options]
+# Environment: MMCR (an mmcr binary to use instead of building build/mmcr).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ -z "${MMCR:-}" ]; then
+  scripts/deps.sh build data
+  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DMMCR_BUILD_TESTS=OFF >/dev/null
+  cmake --build build -j "$(nproc)" --target mmcr >/dev/null
+  MMCR=build/mmcr
+fi
+"$MMCR" sweep --out runs/sweep-scaling --P 64 --D 128 --K 2 --steps 25,35,50,71,100,141,200,283,400,566,800 \
+  --seed 0,1 --width 4 --image-size 16 --eval-batches 5 --threads 1 --holdout 2 "$@"
