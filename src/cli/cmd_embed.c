@@ -69,7 +69,11 @@ int cmd_embed(int argc, char **argv) {
     st = mmcr_npy_write(ec.out, MMCR_F32, 2, shape, feat, &err);
     if (st == MMCR_OK && ec.labels_out[0] && ds.labels)
         st = mmcr_npy_write(ec.labels_out, MMCR_I32, 1, shape, ds.labels, &err);
-    if (st == MMCR_OK) printf("{\"out\":\"%s\",\"n\":%d,\"dim\":%d}\n", ec.out, ds.n, dim);
+    if (st == MMCR_OK) {
+        char esc[2 * MMCR_OPT_STRLEN];
+        mmcr_json_escape(esc, sizeof esc, ec.out);
+        printf("{\"out\":\"%s\",\"n\":%d,\"dim\":%d}\n", esc, ds.n, dim);
+    }
 done:
     mmcr_free(feat);
     mmcr_dataset_free(&ds);

@@ -150,7 +150,10 @@ int cmd_eval(int argc, char **argv) {
             ysub[i] = tr.labels[idx[i]];
         }
         mmcr_logf(&lg, MMCR_LOG_INFO, "low-label probe on %d labelled images", nsub);
-        st = mmcr_linear_probe(fsub, ysub, nsub, fte, te.labels, te.n, dim, ncls, &pc, &lg, &low, &err);
+        /* A few hundred rows in batches of 256 would give ~3 Adam steps per epoch. */
+        mmcr_probe_config lowc = pc;
+        if (nsub < 20 * lowc.batch) lowc.batch = nsub / 20 > 16 ? nsub / 20 : 16;
+        st = mmcr_linear_probe(fsub, ysub, nsub, fte, te.labels, te.n, dim, ncls, &lowc, &lg, &low, &err);
         if (st != MMCR_OK) goto done;
     }
     const double t1 = mmcr_now();

@@ -218,7 +218,7 @@ static mmcr_status rebuild_results(const char *out, mmcr_err *err) {
     }
     closedir(dir);
     if (st == MMCR_OK) {
-        qsort(lines, n, sizeof *lines, cmp_lines);
+        if (n > 1) qsort(lines, n, sizeof *lines, cmp_lines);
         snprintf(path, sizeof path, "%s/results.jsonl", out);
         mmcr_atomic_file af;
         st = mmcr_atomic_open(&af, path, err);
@@ -458,7 +458,7 @@ mmcr_status mmcr_sweep_run(const mmcr_sweep_config *cfg, const mmcr_logger *log,
                                 st = mmcr_err_set(err, MMCR_ERR_ARG, "run folder '%s' is too long", dir);
                                 goto out;
                             }
-                            snprintf(tc.out, sizeof tc.out, "%s", dir);
+                            memcpy(tc.out, dir, strlen(dir) + 1);
                             tc.resume = file_exists(ckpt);
                             mmcr_logf(log, MMCR_LOG_INFO, "run %d/%d %s%s", index, sum->total, name,
                                       tc.resume ? " (continuing from its checkpoint)" : "");

@@ -37,9 +37,9 @@ static mmcr_status validate(const mmcr_model_config *c, int max_batch, mmcr_err 
         return mmcr_err_set(err, MMCR_ERR_ARG, "model: proj_out must be in [1, 2^20], got %d", c->proj_out);
     if (max_batch < 1)
         return mmcr_err_set(err, MMCR_ERR_ARG, "model: max_batch must be >= 1, got %d", max_batch);
-    /* GEMM sizes are int: the largest activation plane (C x N*H*W) must fit. */
+    /* GEMM dimensions are int: one activation plane (N*H*W columns) must fit. */
     double cols = (double)max_batch * (double)c->image_size * (double)c->image_size;
-    if (cols * 9.0 * (double)c->width > 2147483647.0 / 2)
+    if (cols > 2147483647.0)
         return mmcr_err_set(err, MMCR_ERR_ARG, "model: max_batch %d is too large for image_size %d and width %d",
                             max_batch, c->image_size, c->width);
     return MMCR_OK;

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# End-to-end CLI test of train / eval / embed on a tiny synthetic IDX data set, plus the
+# error paths a user can hit (bad options, missing data, corrupt checkpoint).
+set -u
+mmcr=$1
+pass=0; fail=0
+ok()  { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+expect_rc() { # expected_rc description command...
+  local want=$1 what=$2; shift 2
+  "$@" >"$tmp/out" 2>"$tmp/err"; local rc=$?
+  if [ "$rc" = "$want" ]; then ok; else bad "$what: exit $rc, expected $want; stderr: $(head -c 300 "$tmp/err")"; fi
+}
+expect_err() { # pattern description
+  if grep -q -- "$1" "$tmp/err"; then ok; else bad "$2: stderr lacks '$1': $(head -c 300 "$tmp/err")"; fi
+}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+be32() { printf "\\x$(printf %02x $(( ($1 >> 24) & 255 )))\\x$(printf %02x $(( ($1 >> 16) & 255 )))\\x$(printf %02x $(( ($1 >> 8) & 255 )))\\x$(printf %02x $(( $1 & 255 )))"; }
+make_split() { # prefix n
+  local n=$2
+  { be32 2051; be32 "$n"; be32 16; be32 16; head -c $((n * 256)) /dev/urandom; } > "$tmp/data/$1-images-idx3-ubyte"
+  { be32 2049; be32 "$n"; for ((i = 0; i < n; i++)); do printf "\\x0$((i % 10))"; done; } > "$tmp/data/$1-labels-idx1-ubyte"
+}
+mkdir -p "$tmp/data"
+make_split train 200
+make_split t10k 50
+small=(--data-dir "$tmp/data" --image-size 16 --width 2 --proj-hidden 16 --proj-out 8 --batch 16 --views 2 --threads 2)
+
+expect_rc 0 "train --help" "$mmcr" train --help
+grep -q -- "--batch" "$tmp/out" && grep -q -- "--resume" "$tmp/out" && ok || bad "help lacks options"
+expect_rc 2 "unknown option" "$mmcr" train --bogus 1
+expect_err "bogus" "unknown option"
+expect_rc 2 "out of range" "$mmcr" train --batch 0
+expect_err "batch" "out of range"
+expect_rc 2 "bad number" "$mmcr" train --lr 1e
+expect_err "lr" "bad number"
+expect_rc 1 "missing data" "$mmcr" train --data-dir "$tmp/nope" --out "$tmp/r0" --max-steps 1
+expect_err "nope" "missing data"
+expect_rc 1 "resume without checkpoint" "$mmcr" train "${small[@]}" --out "$tmp/r1" --resume
+expect_err "checkpoint" "resume without checkpoint"
+printf "batch = 16\nbogus-key = 3\n" > "$tmp/bad.cfg"
+expect_rc 2 "config file unknown key" "$mmcr" train --config "$tmp/bad.cfg"
+expect_err "bogus-key" "config file unknown key"
+
+expect_rc 0 "tiny training" "$mmcr" train "${small[@]}" --out "$tmp/run" --max-steps 6 --log-every 1 --quiet
+[ -s "$tmp/run/checkpoint.safetensors" ] && ok || bad "no checkpoint"
+[ -s "$tmp/run/config.json" ] && ok || bad "no config.json"
+[ "$(wc -l < "$tmp/run/metrics.jsonl")" = 6 ] && ok || bad "metrics.jsonl should have 6 lines"
+grep -q '"ppe"' "$tmp/run/metrics.jsonl" && grep -q '"images_per_s"' "$tmp/run/metrics.jsonl" && ok || bad "metric keys"
+grep -q '"steps":6' "$tmp/out" && ok || bad "train summary"
+
+expect_rc 0 "resume to 8 steps" "$mmcr" train "${small[@]}" --out "$tmp/run" --max-steps 8 --log-every 1 --quiet --resume
+[ "$(wc -l < "$tmp/run/metrics.jsonl")" = 8 ] && ok || bad "resumed metrics should have 8 lines"
+
+ev=(--knn-k 5 --labels-per-class 5 --probe-epochs 2 --threads 2)
+expect_rc 0 "eval pretrained" "$mmcr" eval --checkpoint "$tmp/run/checkpoint.safetensors" "${ev[@]}" --out "$tmp/ev.json"
+for k in linear_top1 knn_top1 low_label_top1 feature_dim; do grep -q "\"$k\"" "$tmp/ev.json" && ok || bad "eval json lacks $k"; done
+grep -q '"feature_dim":16' "$tmp/ev.json" && ok || bad "feature_dim should be 8*width=16"
+expect_rc 0 "eval reinit" "$mmcr" eval --checkpoint "$tmp/run/checkpoint.safetensors" --reinit "${ev[@]}"
+grep -q '"encoder":"random-init"' "$tmp/out" && ok || bad "reinit label"
+expect_rc 0 "eval raw pixels" "$mmcr" eval --raw-pixels --data-dir "$tmp/data" "${ev[@]}"
+grep -q '"feature_dim":256' "$tmp/out" && ok || bad "raw pixel dim"
+expect_rc 2 "eval without encoder" "$mmcr" eval
+expect_rc 0 "embed" "$mmcr" embed --checkpoint "$tmp/run/checkpoint.safetensors" --split test --project --out "$tmp/e.npy"
+# .npy v1 header is 128 bytes here; 50 x 8 float32 follow
+[ "$(stat -c %s "$tmp/e.npy")" = $((128 + 50 * 8 * 4)) ] && ok || bad "embed size $(stat -c %s "$tmp/e.npy")"
+
+cp "$tmp/run/checkpoint.safetensors" "$tmp/corrupt.safetensors"
+printf '\xff\xff\xff\xff' | dd of="$tmp/corrupt.safetensors" bs=1 seek=0 conv=notrunc 2>/dev/null
+expect_rc 1 "corrupt checkpoint" "$mmcr" eval --checkpoint "$tmp/corrupt.safetensors" "${ev[@]}"
+expect_err "corrupt.safetensors" "corrupt checkpoint"
+head -c 100 "$tmp/run/checkpoint.safetensors" > "$tmp/trunc.safetensors"
+expect_rc 1 "truncated checkpoint" "$mmcr" embed --checkpoint "$tmp/trunc.safetensors" --out "$tmp/x.npy"
+expect_err "trunc.safetensors" "truncated checkpoint"
+[ ! -e "$tmp/x.npy" ] && ok || bad "no output on failure"
+
+echo "$pass passed, $fail failed"
+[ "$fail" = 0 ]
