@@ -51,11 +51,19 @@ static double num_or_nan(const mmcr_json *obj, const char *key) {
 static void fmt_num(char *buf, size_t cap, double v) { mmcr_format_double(buf, cap, v); }
 
 /* A horizontal line y over [x0, x1] as a series of its own colour and dash (reference lines of
- * the plot module are all grey, which cannot tell two of them apart). */
+ * the plot module are all grey, which cannot tell two of them apart). Many points, so that the
+ * automatic legend placement sees the line; spaced evenly in log x when x0 > 0. */
 static mmcr_status add_hline(mmcr_plot *pl, double x0, double x1, double y, const char *label, mmcr_plot_color col,
                              mmcr_plot_line line, mmcr_err *err) {
-    const double x[2] = {x0, x1}, yy[2] = {y, y};
-    mmcr_plot_series s = {.label = label, .x = x, .y = yy, .n = 2, .line = line, .color = &col, .line_width = 2};
+    enum { NP = 64 };
+    double x[NP], yy[NP];
+    const int logx = x0 > 0 && x1 > 10 * x0;
+    for (int i = 0; i < NP; i++) {
+        const double t = (double)i / (NP - 1);
+        x[i] = logx ? x0 * pow(x1 / x0, t) : x0 + (x1 - x0) * t;
+        yy[i] = y;
+    }
+    mmcr_plot_series s = {.label = label, .x = x, .y = yy, .n = NP, .line = line, .color = &col, .line_width = 2};
     return mmcr_plot_add_series(pl, &s, err);
 }
 
@@ -91,6 +99,7 @@ typedef struct line_fig {
     size_t n;
     const char *label;
     int logy;
+    mmcr_plot_legend legend; /* 0: automatic */
 } line_fig;
 
 static mmcr_status draw_line_fig(const char *out_dir, const line_fig *lf, const double *refs, const char *const *ref_labels,
@@ -101,7 +110,7 @@ static mmcr_status draw_line_fig(const char *out_dir, const line_fig *lf, const 
     if (!pl) return MMCR_ERR_NOMEM;
     mmcr_status st = mmcr_plot_set_labels(pl, lf->title, lf->xlabel, lf->ylabel, err);
     if (lf->logy) mmcr_plot_set_scale(pl, MMCR_PLOT_LINEAR, MMCR_PLOT_LOG10);
-    mmcr_plot_set_legend(pl, MMCR_LEGEND_AUTO);
+    mmcr_plot_set_legend(pl, lf->legend);
     mmcr_plot_series s = {.label = lf->label, .x = lf->x, .y = lf->y, .n = lf->n, .line = MMCR_LINE_SOLID,
                           .marker = lf->n <= 60 ? MMCR_MARKER_CIRCLE : MMCR_MARKER_NONE, .marker_size = 5};
     if (st == MMCR_OK) st = mmcr_plot_add_series(pl, &s, err);
@@ -168,7 +177,7 @@ static mmcr_status report_run(const char *dir, const char *out_dir, const mmcr_l
     if (st == MMCR_OK) {
         char t[320];
         snprintf(t, sizeof t, "Training loss " MINUS "\xe2\x80\x96M\xe2\x80\x96* (+ local term)%s", title);
-        line_fig lf = {"loss.png", t, "step", "loss", s.step, s.loss, s.n, "training batches", 0};
+        line_fig lf = {"loss.png", t, "step", "loss", s.step, s.loss, s.n, "training batches", 0, MMCR_LEGEND_AUTO};
         st = draw_line_fig(out_dir, &lf, NULL, NULL, 0, log, sum, err);
     }
     if (st == MMCR_OK) {
@@ -185,7 +194,7 @@ static mmcr_status report_run(const char *dir, const char *out_dir, const mmcr_l
         }
         char t[320];
         snprintf(t, sizeof t, "Pretraining percent error on the training batches%s", title);
-        line_fig lf = {"ppe.png", t, "step", "PPE", s.step, s.ppe, s.n, "PPE (training batch)", 0};
+        line_fig lf = {"ppe.png", t, "step", "PPE", s.step, s.ppe, s.n, "PPE (training batch)", 0, MMCR_LEGEND_AUTO};
         st = draw_line_fig(out_dir, &lf, refs, labels, 2, log, sum, err);
     }
     if (st == MMCR_OK) {
@@ -193,14 +202,15 @@ static mmcr_status report_run(const char *dir, const char *out_dir, const mmcr_l
         const char *labels[2] = {"1: views aligned", "1/K: independent views"};
         char t[320];
         snprintf(t, sizeof t, "Mean squared centroid norm%s", title);
+        /* The line at 1 runs along the top edge, where an inside legend would cover it. */
         line_fig lf = {"centroid_norm.png", t, "step", "mean \xe2\x80\x96" MU "\xe2\x80\x96\xc2\xb2", s.step, s.c2, s.n,
-                       "training batch", 0};
+                       "training batch", 0, MMCR_LEGEND_OUTSIDE_RIGHT};
         st = draw_line_fig(out_dir, &lf, refs, labels, 2, log, sum, err);
     }
     if (st == MMCR_OK) {
         int pos = 1;
         for (size_t i = 0; i < s.n; i++) pos &= s.lr[i] > 0;
-        line_fig lf = {"lr.png", "Learning rate", "step", "learning rate", s.step, s.lr, s.n, "schedule", pos};
+        line_fig lf = {"lr.png", "Learning rate", "step", "learning rate", s.step, s.lr, s.n, "schedule", pos, MMCR_LEGEND_AUTO};
         st = draw_line_fig(out_dir, &lf, NULL, NULL, 0, log, sum, err);
     }
     free(s.step), free(s.loss), free(s.ppe), free(s.c2), free(s.lr);
@@ -613,6 +623,11 @@ static mmcr_status sweep_tables(const rec *r, size_t n, const char *out_dir, con
 
                 snprintf(title, sizeof title, "PPE on fresh batches, K = %d, %d steps, width %d (diagonal: P = D, the "
                          "predicted ridge)", t.k, t.steps, t.width);
+                /* A single cell (e.g. one point of a steps series) is in the tables, not in figures. */
+                if (nc < 2) {
+                    table_free(&t);
+                    continue;
+                }
                 snprintf(path, sizeof path, "%s/heat_ppe_%s.png", out_dir, tag);
                 st = heatmap_png(path, &t, t.ppe, title, "PPE", 3, err);
                 if (st == MMCR_OK) sum->figures++, mmcr_logf(log, MMCR_LOG_INFO, "wrote %s", path);
@@ -727,7 +742,7 @@ static mmcr_status fit_png(const char *path, const char *title, const double *c,
     }
     if (st == MMCR_OK && full) {
         char label[120];
-        snprintf(label, sizeof label, "fitted floor E = %.4f", full->e);
+        snprintf(label, sizeof label, full->fixed_floor ? "floor E = %.4f (held fixed)" : "fitted floor E = %.4f", full->e);
         st = add_hline(pl, pow(10.0, l0), pow(10.0, l1), full->e, label, blue, MMCR_LINE_DOTTED, err);
     }
     if (st == MMCR_OK && isfinite(mp_floor)) {
@@ -751,6 +766,27 @@ static void fit_json(FILE *f, const char *key, const mmcr_scaling_fit *fit) {
             "\"alpha\":%s,\"alpha_se\":%s,\"rms\":%s,\"fixed_floor\":%s}",
             key, fit->n, fit->dof, b[0], b[1], a[0], a[1], a[2], b[2], b[3], b[4], b[5],
             fit->fixed_floor ? "true" : "false");
+}
+
+static int cmp_dbl(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* 1 - sqrt(c) m(gamma) for the group of record i0, with c the mean centroid norm of the points at
+ * the largest compute below limit (NaN when there is none). */
+static double mp_floor_below(const rec *r, size_t i0, const double *c, const double *c2, int m, double limit) {
+    double best = -INFINITY, cc = 0;
+    int cn = 0;
+    for (int i = 0; i < m; i++)
+        if (c[i] < limit && c[i] > best) best = c[i];
+    for (int i = 0; i < m; i++)
+        if (c[i] == best && isfinite(c2[i])) cc += c2[i], cn++;
+    mmcr_theory_pred pr;
+    if (cn && mmcr_theory_predict(r[i0].ax[AX_P], r[i0].ax[AX_D], r[i0].ax[AX_K] > 0 ? r[i0].ax[AX_K] : 1,
+                                  fmin(fmax(cc / cn, 0.0), 1.0), &pr, NULL) == MMCR_OK)
+        return pr.ppe_predicted;
+    return NAN;
 }
 
 static mmcr_status sweep_fits(const rec *r, size_t n, const char *out_dir, const mmcr_report_options *opt,
@@ -798,22 +834,26 @@ static mmcr_status sweep_fits(const rec *r, size_t n, const char *out_dir, const
         size_t tl = 0;
         for (int a = 0; a < N_AX; a++)
             if (use[a]) tl += (size_t)snprintf(tag + tl, sizeof tag - tl, "%s%s%d", tl ? "_" : "", ax_names[a], r[i0].ax[a]);
-        /* The random-matrix floor at the largest compute (needs one P and D). */
-        double mp_floor = NAN;
-        if (use[AX_P] && use[AX_D]) {
-            int best = 0;
-            for (int i = 1; i < m; i++)
-                if (c[i] > c[best]) best = i;
-            double cc = 0;
-            int cn = 0;
-            for (int i = 0; i < m; i++)
-                if (c[i] == c[best] && isfinite(c2[i])) cc += c2[i], cn++;
-            mmcr_theory_pred pr;
-            if (cn && mmcr_theory_predict(r[i0].ax[AX_P], r[i0].ax[AX_D], r[i0].ax[AX_K] > 0 ? r[i0].ax[AX_K] : 1,
-                                          fmin(cc / cn, 1.0), &pr, NULL) == MMCR_OK)
-                mp_floor = pr.ppe_predicted;
+        /* The random-matrix floor 1 - sqrt(c) m(gamma), c measured at the largest compute (needs
+         * one P and D); for the held-out fit, at the largest compute it may use. */
+        const int have_pd = use[AX_P] && use[AX_D];
+        const double mp_floor = have_pd ? mp_floor_below(r, i0, c, c2, m, INFINITY) : NAN;
+        /* The smallest held-out compute: the holdout-th largest distinct C. */
+        double cut = INFINITY;
+        if (holdout > 0) {
+            double *u = malloc(sizeof(double) * (size_t)m);
+            if (u) {
+                memcpy(u, c, sizeof(double) * (size_t)m);
+                qsort(u, (size_t)m, sizeof(double), cmp_dbl);
+                int nu = 0;
+                for (int i = 0; i < m; i++)
+                    if (nu == 0 || u[i] != u[nu - 1]) u[nu++] = u[i];
+                if (nu > holdout) cut = u[nu - holdout];
+                free(u);
+            }
         }
-        const double floor = floor_mp ? mp_floor : NAN;
+        const double mp_floor_ho = have_pd ? mp_floor_below(r, i0, c, c2, m, cut) : NAN;
+        const double floor = floor_mp ? mp_floor : NAN, floor_ho = floor_mp ? mp_floor_ho : NAN;
         mmcr_scaling_fit full, ho;
         mmcr_err ferr = {{0}};
         if (mmcr_scaling_fit_power(c, y, m, floor, &full, &ferr) != MMCR_OK) {
@@ -826,20 +866,33 @@ static mmcr_status sweep_fits(const rec *r, size_t n, const char *out_dir, const
             if (use[a]) fprintf(af.f, ",\"%s\":%d", ax_names[a], r[i0].ax[a]);
         char nb[64];
         fmt_num(nb, sizeof nb, mp_floor);
-        fprintf(af.f, ",\"points\":%d,\"distinct_compute\":%d,\"compute\":\"steps*P*K\",\"mp_floor\":%s", m, nd, nb);
+        char nb2[64];
+        fmt_num(nb2, sizeof nb2, mp_floor_ho);
+        fprintf(af.f, ",\"points\":%d,\"distinct_compute\":%d,\"compute\":\"steps*P*K\",\"mp_floor\":%s,"
+                "\"mp_floor_holdout\":%s", m, nd, nb, nb2);
         fit_json(af.f, "fit", &full);
         double hc[16], hp[16], hm[16], he[16];
         int nh = holdout < 16 ? holdout : 16, have_ho = 0;
         if (nh > 0 && nd - nh >= np + 1 &&
-            mmcr_scaling_holdout(c, y, m, nh, floor, &ho, hc, hp, hm, he, &ferr) == MMCR_OK) {
+            mmcr_scaling_holdout(c, y, m, nh, floor_ho, &ho, hc, hp, hm, he, &ferr) == MMCR_OK) {
             have_ho = 1;
             fit_json(af.f, "holdout_fit", &ho);
+            /* Baseline for the held-out errors: "no further improvement", i.e. the mean PPE at
+             * the largest compute used by the fit. */
+            double cl = -INFINITY, yl = 0;
+            int nl = 0;
+            for (int i = 0; i < m; i++)
+                if (c[i] < hc[0] && c[i] > cl) cl = c[i];
+            for (int i = 0; i < m; i++)
+                if (c[i] == cl) yl += y[i], nl++;
+            yl /= nl;
             fputs(",\"holdout\":[", af.f);
             for (int h = 0; h < nh; h++) {
-                char v[4][64];
+                char v[5][64];
                 fmt_num(v[0], 64, hc[h]), fmt_num(v[1], 64, hp[h]), fmt_num(v[2], 64, hm[h]), fmt_num(v[3], 64, he[h]);
-                fprintf(af.f, "%s{\"compute\":%s,\"predicted\":%s,\"measured\":%s,\"relative_error\":%s}", h ? "," : "",
-                        v[0], v[1], v[2], v[3]);
+                fmt_num(v[4], 64, (yl - hm[h]) / hm[h]);
+                fprintf(af.f, "%s{\"compute\":%s,\"predicted\":%s,\"measured\":%s,\"relative_error\":%s,"
+                        "\"baseline_relative_error\":%s}", h ? "," : "", v[0], v[1], v[2], v[3], v[4]);
                 if (!(fabs(he[h]) <= sum->max_holdout_relerr)) sum->max_holdout_relerr = fabs(he[h]);
             }
             fputs("]", af.f);

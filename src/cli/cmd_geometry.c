@@ -111,7 +111,7 @@ static mmcr_status spectrum_png(const char *path, const mmcr_geometry_result *r,
     mmcr_status st = (x && pl) ? MMCR_OK : mmcr_err_set(err, MMCR_ERR_NOMEM, "out of memory");
     char title[256];
     snprintf(title, sizeof title,
-             "Singular values of the %d x %d centroid matrix (K = %d, mean of %d fresh batches)", r->p, r->d, r->k,
+             "Singular values of the %d x %d centroid matrix (K = %d, %d fresh batches)", r->p, r->d, r->k,
              r->batches);
     if (st == MMCR_OK) st = mmcr_plot_set_labels(pl, title, "rank i (descending)", "singular value \xcf\x83\xe1\xb5\xa2", err);
     if (st == MMCR_OK) mmcr_plot_set_legend(pl, MMCR_LEGEND_UPPER_RIGHT);

@@ -3,6 +3,7 @@
  * optional downstream accuracy go into OUT/results.jsonl, and the report (heat maps, ridge
  * check, scaling fits) is drawn at the end. Every training option is accepted as well. */
 #include <limits.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -176,7 +177,7 @@ int cmd_sweep(int argc, char **argv) {
     mmcr_status st = mmcr_sweep_run(&cfg, &lg, &sum, &err);
     if (st != MMCR_OK) return cli_fail("sweep", st, &err);
     mmcr_report_summary rs = {0};
-    rs.max_holdout_relerr = -1;
+    rs.max_holdout_relerr = NAN;
     if (sc.report && sum.skipped + sum.finished > 0) {
         mmcr_report_options ro = {.out_dir = NULL, .holdout = sc.holdout, .fit_by = sc.fit_by,
                                   .fit_floor_mp = sc.fit_floor};
@@ -191,6 +192,6 @@ int cmd_sweep(int argc, char **argv) {
            "\"rows_checked\":%d,\"rows_peak_at_P_eq_D\":%d,\"cols_checked\":%d,\"cols_peak_at_P_eq_D\":%d,\"fits\":%d,"
            "\"max_holdout_relative_error\":%s}\n",
            esc, sum.total, sum.skipped, sum.finished, sum.failed, sum.seconds, rs.rows_checked, rs.rows_peak_diag,
-           rs.cols_checked, rs.cols_peak_diag, rs.fits, sc.report ? rel : "null");
+           rs.cols_checked, rs.cols_peak_diag, rs.fits, rel);
     return 0;
 }

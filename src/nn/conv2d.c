@@ -51,27 +51,29 @@ static void conv_valid_range(int wo, int w, int s, int p, int kx, int *ox0, int 
     *ox1 = b;
 }
 
-/* "Same" stride-1 convs: in CNHW the images of one
- * channel are contiguous, so a column-matrix row is the channel's chunk shifted by
- * (ky - p) * w + (kx - p) as one long vectorisable copy; only the positions whose source pixel
- * lies in the padding (which the flat shift wraps into a neighbouring row or image) are then
- * cleared. */
+/* "Same" stride-1 convs: in CNHW the images of one channel are contiguous, so a column-matrix
+ * row is the channel's chunk shifted by (ky - p) * w + (kx - p) as one long vectorisable copy;
+ * only the positions whose source pixel lies in the padding (which the flat shift wraps into a
+ * neighbouring row or image) are then cleared. */
+
 /* Zeroes the positions of one column-matrix row (nc planes of h x w) whose source pixel
  * (oy + dy, ox + dx) is outside the image. */
 static void same_clear_border(float *row, int nc, int h, int w, int dy, int dx) {
     const size_t hw = (size_t)h * (size_t)w;
-    const int y0 = dy < 0 ? -dy : 0, y1 = dy > 0 ? h - dy : h;     /* valid oy in [y0, y1) */
-    const int x0 = dx < 0 ? -dx : 0, x1 = dx > 0 ? w - dx : w;     /* valid ox in [x0, x1) */
+    /* Invalid output rows: the first -dy (dy < 0) or the last dy (dy > 0) rows of each plane. */
+    const int nrows = dy < 0 ? -dy : dy, rfirst = dy < 0 ? 0 : h - dy;
+    /* Invalid output columns, likewise. */
+    const int ncols = dx < 0 ? -dx : dx, cfirst = dx < 0 ? 0 : w - dx;
     for (int i = 0; i < nc; i++) {
         float *pl = row + (size_t)i * hw;
-        for (int oy = 0; oy < h; oy++) {
-            float *r = pl + (size_t)oy * (size_t)w;
-            if (oy < y0 || oy >= y1) {
-                for (int ox = 0; ox < w; ox++) r[ox] = 0.0f;
-                continue;
-            }
-            for (int ox = 0; ox < x0; ox++) r[ox] = 0.0f;
-            for (int ox = x1; ox < w; ox++) r[ox] = 0.0f;
+        if (nrows) {
+            float *z = pl + (size_t)rfirst * (size_t)w;
+            for (size_t t = 0; t < (size_t)nrows * (size_t)w; t++) z[t] = 0.0f;
+        }
+        /* Columns: a strided store per row; k = 3 makes this one float per row. */
+        for (int c = 0; c < ncols; c++) {
+            float *z = pl + cfirst + c;
+            for (int oy = 0; oy < h; oy++) z[(size_t)oy * (size_t)w] = 0.0f;
         }
     }
 }
@@ -106,10 +108,17 @@ static void col2im_same(float *dx, float *dcol, const mmcr_conv2d_desc *d, int n
 #pragma omp parallel for schedule(static) if ((size_t)d->cin * k * k * (size_t)len >= CONV_PAR_MIN)
     for (int ci = 0; ci < d->cin; ci++) {
         float *dst = dx + ((size_t)ci * (size_t)n + (size_t)n0) * hw;
-        if (!accumulate)
-            for (ptrdiff_t j = 0; j < len; j++) dst[j] = 0.0f;
+        /* Without accumulation the centre tap (zero shift, no border) is copied, not added,
+         * which saves clearing dx first. */
+        const float *centre = dcol + (size_t)((ci * k + p) * k + p) * (size_t)len;
+        if (accumulate) {
+            for (ptrdiff_t j = 0; j < len; j++) dst[j] += centre[j];
+        } else {
+            for (ptrdiff_t j = 0; j < len; j++) dst[j] = centre[j];
+        }
         for (int ky = 0; ky < k; ky++)
             for (int kx = 0; kx < k; kx++) {
+                if (ky == p && kx == p) continue;
                 float *row = dcol + (size_t)((ci * k + ky) * k + kx) * (size_t)len;
                 const ptrdiff_t off = (ptrdiff_t)(ky - p) * w + (kx - p);
                 const ptrdiff_t j0 = off < 0 ? -off : 0, j1 = off > 0 ? len - off : len;
