@@ -41,8 +41,13 @@ def median(v):
     return s[n // 2] if n % 2 else 0.5 * (s[n // 2 - 1] + s[n // 2])
 
 
+WAIT_POLICY = None  # OMP_WAIT_POLICY for both sides (--omp-wait-policy); None: the runtime's default
+
+
 def run_child(cmd, threads, timeout, log):
     env = dict(os.environ)
+    if WAIT_POLICY:
+        env["OMP_WAIT_POLICY"] = WAIT_POLICY
     for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         env[k] = str(threads)
     try:
@@ -121,7 +126,11 @@ def main(argv=None):
     p.add_argument("--timeout", type=int, default=1800, help="seconds per child process")
     p.add_argument("--out", default=os.path.join(HERE, "results.md"))
     p.add_argument("--raw", default=None, help="also write every child's JSON here (JSON lines)")
+    p.add_argument("--omp-wait-policy", choices=["active", "passive"], default=None,
+                   help="set OMP_WAIT_POLICY for both sides (passive helps a lot on a busy machine)")
     a = p.parse_args(argv)
+    global WAIT_POLICY
+    WAIT_POLICY = a.omp_wait_policy
     rounds = a.rounds or (1 if a.quick else 3)
     threads = [int(t) for t in a.threads.split(",") if t]
     step_steps, loss_steps = (1, 3) if a.quick else (2, 10)
@@ -182,9 +191,10 @@ def main(argv=None):
     L.append("")
     L.append("Measured %s with `bench/run.sh%s` on %s (%d logical CPUs), PyTorch %s, Python %s. "
              "Load average %.2f at the start, %.2f at the end. %d alternating round(s) per row; medians "
-             "over all timed steps of all rounds."
+             "over all timed steps of all rounds.%s"
              % (started.strftime("%Y-%m-%d %H:%M"), " --quick" if a.quick else "", cpu, ncpu, tv,
-                platform.python_version(), load0[0], load1[0], rounds))
+                platform.python_version(), load0[0], load1[0], rounds,
+                " OMP_WAIT_POLICY=%s for both sides." % WAIT_POLICY.upper() if WAIT_POLICY else ""))
     busy = load0[0]  # before our first child; the end value includes our own last process
     if busy > 0.5 * (ncpu or 1):
         L.append("")

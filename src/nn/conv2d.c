@@ -1,18 +1,30 @@
-/* 2-D convolution on CNHW activations: im2col + one GEMM per chunk of images.
+/* 2-D convolution on CNHW activations: im2col + GEMM over chunks of whole images.
  *
- * col has K = Cin*k*k rows and one column per output pixel (image-major, as y). The whole
- * batch goes through one GEMM unless its im2col matrix would exceed CONV_COL_BUDGET floats;
- * then the batch is cut into chunks of whole images, each GEMM writing a column block of y
- * (leading dimension N*Ho*Wo). Chunks keep the column matrix in the last-level cache, which
- * measured faster than one huge GEMM for the early layers. 1x1 stride-1 convs need no im2col. */
+ * col has K = Cin*k*k rows and one column per output pixel (image-major, as y); each chunk's
+ * GEMM writes a column block of y (leading dimension N*Ho*Wo). 1x1 stride-1 convs need no
+ * im2col.
+ *
+ * Chunk size. Small chunks (4 MiB of column matrix) keep im2col's output in cache for the GEMM
+ * and measured fastest (about 25% against one whole-batch GEMM on 2 cores). But each chunk costs
+ * two to four parallel regions, and with libgomp's default spinning wait policy every region
+ * costs a scheduler time slice whenever another process (or a data-loader thread) holds one
+ * of the cores: measured 2-4x slower than whole-batch GEMMs on a loaded 2-core machine. So the
+ * small chunks are used with one thread or with OMP_WAIT_POLICY=passive; otherwise one GEMM
+ * covers up to CONV_COL_MAX floats (the whole batch for the demo network). */
 #include "nn/nn_internal.h"
 
 #include <cblas.h>
+#include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
-/* Floats per im2col chunk (4 MiB): fits the L3 cache next to the output block. */
+/* Chunk of column matrix (floats) when parallel regions are cheap: 4 MiB. */
 #ifndef CONV_COL_BUDGET
 #define CONV_COL_BUDGET ((size_t)1 << 20)
+#endif
+/* Largest column matrix of one GEMM otherwise (128 MiB); also what the workspace is sized for. */
+#ifndef CONV_COL_MAX
+#define CONV_COL_MAX ((size_t)1 << 25)
 #endif
 /* Below this many column entries a parallel region costs more than it saves. */
 #define CONV_PAR_MIN 32768
@@ -24,18 +36,30 @@ static int conv_is_same(const mmcr_conv2d_desc *d, int h, int w, int ho, int wo)
     return d->stride == 1 && ho == h && wo == w && 2 * d->pad == d->k - 1;
 }
 
-static int conv_chunk_images(const mmcr_conv2d_desc *d, int n, int ho, int wo) {
+/* Whether waiting OpenMP threads sleep instead of spinning (libgomp reads the same variable). */
+static int conv_waits_passively(void) {
+    const char *v = getenv("OMP_WAIT_POLICY");
+    return v && (v[0] == 'p' || v[0] == 'P');
+}
+
+static int conv_chunk_images(const mmcr_conv2d_desc *d, int n, int ho, int wo, size_t budget) {
     size_t per_image = (size_t)d->cin * (size_t)d->k * (size_t)d->k * (size_t)ho * (size_t)wo;
-    size_t c = per_image ? CONV_COL_BUDGET / per_image : (size_t)n;
+    size_t c = per_image ? budget / per_image : (size_t)n;
     if (c < 1) c = 1;
     if (c > (size_t)n) c = (size_t)n;
     return (int)c;
 }
 
+/* Images per chunk for this call (never more than the workspace, sized with CONV_COL_MAX). */
+static int conv_chunk_now(const mmcr_conv2d_desc *d, int n, int ho, int wo) {
+    const int cheap_regions = omp_get_max_threads() == 1 || conv_waits_passively();
+    return conv_chunk_images(d, n, ho, wo, cheap_regions ? CONV_COL_BUDGET : CONV_COL_MAX);
+}
+
 size_t mmcr_conv2d_ws_floats(const mmcr_conv2d_desc *d, int n, int h, int w) {
     if (conv_is_pointwise(d) || n <= 0) return 0;
     int ho = mmcr_conv_out(h, d->k, d->stride, d->pad), wo = mmcr_conv_out(w, d->k, d->stride, d->pad);
-    int nc = conv_chunk_images(d, n, ho, wo);
+    int nc = conv_chunk_images(d, n, ho, wo, CONV_COL_BUDGET > CONV_COL_MAX ? CONV_COL_BUDGET : CONV_COL_MAX);
     return (size_t)d->cin * (size_t)d->k * (size_t)d->k * (size_t)nc * (size_t)ho * (size_t)wo;
 }
 
@@ -217,7 +241,7 @@ void mmcr_conv2d_forward(float *y, const float *x, const float *wt, const mmcr_c
                     x, (int)mtot, 0.0f, y, (int)mtot);
         return;
     }
-    const int nc = conv_chunk_images(d, n, ho, wo);
+    const int nc = conv_chunk_now(d, n, ho, wo);
     for (int n0 = 0; n0 < n; n0 += nc) {
         const int cur = n - n0 < nc ? n - n0 : nc;
         const int mc = (int)((size_t)cur * howo);
@@ -242,7 +266,7 @@ void mmcr_conv2d_backward_acc(float *dx, float *dwt, const float *dy, const floa
                         dy, (int)mtot, accumulate_dx ? 1.0f : 0.0f, dx, (int)mtot);
         return;
     }
-    const int nc = conv_chunk_images(d, n, ho, wo);
+    const int nc = conv_chunk_now(d, n, ho, wo);
     for (int n0 = 0; n0 < n; n0 += nc) {
         const int cur = n - n0 < nc ? n - n0 : nc;
         const int mc = (int)((size_t)cur * howo);

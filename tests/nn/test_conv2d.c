@@ -18,7 +18,7 @@ static const conv_case cases[] = {
     {9, 11, 3, 1, 0, 2, 6, 5},  {1, 8, 3, 1, 1, 4, 6, 6},   {4, 4, 3, 2, 0, 1, 8, 8},
     {3, 2, 3, 2, 1, 2, 1, 1},   {13, 6, 3, 2, 1, 3, 4, 4},  {5, 3, 3, 1, 1, 1, 5, 4},
     {4, 6, 5, 1, 2, 3, 2, 3},   {2, 2, 3, 1, 1, 2, 1, 1},
-    /* > 1 Mi floats of im2col: the batch is cut into chunks (25 + 5 images). */
+    /* > 1 Mi floats of im2col: with one thread the batch is cut into chunks (25 + 5 images). */
     {8, 4, 3, 1, 1, 30, 24, 24},
 };
 
@@ -139,11 +139,20 @@ static void run_case(const conv_case *cc, int ci) {
 }
 
 int main(void) {
+    /* Two threads run whole-batch GEMMs (spinning wait policy); one thread cuts the batch into
+     * 4 MiB chunks (the last case into 25 + 5 images), so both paths are checked. */
+    mmcr_set_threads(2);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i], (int)i);
-    /* The workspace of the chunked case is smaller than its full im2col matrix. */
+    mmcr_set_threads(1);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i], (int)i);
+    mmcr_set_threads(0);
+    /* The workspace covers the largest chunk: the whole batch when it fits in 2^25 floats, a
+     * whole number of images below that otherwise. */
     mmcr_conv2d_desc d = {8, 4, 3, 1, 1};
-    CHECK(mmcr_conv2d_ws_floats(&d, 30, 24, 24) < (size_t)72 * 30 * 576);
-    CHECK(mmcr_conv2d_ws_floats(&d, 2, 24, 24) == (size_t)72 * 2 * 576);
+    CHECK(mmcr_conv2d_ws_floats(&d, 30, 24, 24) == (size_t)72 * 30 * 576);
+    mmcr_conv2d_desc big = {64, 64, 3, 1, 1};
+    const size_t per = (size_t)576 * 1024, ws = mmcr_conv2d_ws_floats(&big, 256, 32, 32);
+    CHECK(ws <= ((size_t)1 << 25) && ws >= per && ws % per == 0);
     mmcr_conv2d_desc p = {8, 4, 1, 1, 0};
     CHECK(mmcr_conv2d_ws_floats(&p, 30, 24, 24) == 0);
     return test_finish("test_conv2d");
