@@ -122,7 +122,8 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="one round, one timed step per process")
     p.add_argument("--threads", default="1,2", help="thread counts to measure (comma-separated)")
     p.add_argument("--rounds", type=int, default=0, help="alternation rounds (default 3, quick 1)")
-    p.add_argument("--only", choices=["step", "loss", "all"], default="all")
+    p.add_argument("--only", choices=["step", "demo", "loss", "all"], default="all",
+                   help="demo: only the demo-recipe step configuration")
     p.add_argument("--timeout", type=int, default=1800, help="seconds per child process")
     p.add_argument("--out", default=os.path.join(HERE, "results.md"))
     p.add_argument("--raw", default=None, help="also write every child's JSON here (JSON lines)")
@@ -154,8 +155,8 @@ def main(argv=None):
         raw.append(s.info)
 
     step_rows, loss_rows = [], []
-    if a.only in ("step", "all"):
-        for name, cfg in STEP_CONFIGS:
+    if a.only in ("step", "demo", "all"):
+        for name, cfg in (STEP_CONFIGS[:1] if a.only == "demo" else STEP_CONFIGS):
             for t in threads:
                 log("[bench] step: %s, %d thread(s), %d round(s)" % (name, t, rounds))
                 ours, theirs = Side(), Side()
@@ -238,7 +239,7 @@ def main(argv=None):
                         fmt(rate(theirs), "%.0f"), fmt(ratio, "%.2f"), gf(ours), gf(theirs),
                         fmt(ours.rss_mb(), "%.0f"), fmt(theirs.rss_mb(), "%.0f")))
         L.append("")
-        for name, t, cfg, ours, theirs in step_rows[:len(STEP_CONFIGS) * len(threads):len(threads)]:
+        for name, t, cfg, ours, theirs in step_rows[::len(threads)]:
             info = ours.info or theirs.info
             if info:
                 L.append("- %s: %.1f MFLOP forward per view, %d parameters."

@@ -35,7 +35,8 @@ static const mmcr_option train_options[] = {
     {"epochs", MMCR_OPT_DOUBLE, OFF(epochs), "2", 0, 1e6, NULL, "training length in epochs (fractions allowed)"},
     {"max-steps", MMCR_OPT_INT, OFF(max_steps), "0", 0, BIG, NULL, "training length in steps (overrides epochs)"},
     {"time-budget", MMCR_OPT_DOUBLE, OFF(time_budget), "0", 0, 1e9, NULL,
-     "stop (with a checkpoint) after this many seconds; 0 = no limit"},
+     "fit the run into this many seconds: after 20 steps the schedule is re-planned to the steps that fit "
+     "(never more than planned); 0 = no limit"},
     {"stop-at", MMCR_OPT_INT, OFF(stop_at), "0", 0, BIG, NULL,
      "stop (with a checkpoint) at this step without changing the schedule; 0 = run to the end"},
     {"crop-scale-min", MMCR_OPT_DOUBLE, OFF(crop_scale_min), "0.3", 0.001, 1, NULL, "random resized crop: min area"},

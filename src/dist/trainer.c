@@ -14,6 +14,8 @@
 #include "mmcr/optim.h"
 #include "mmcr/train.h"
 
+enum { BUDGET_PROBE_STEPS = 20 };
+
 static const char *const dataset_names[] = {"fashion-mnist", "mnist", "cifar10", "cifar100"};
 
 mmcr_status mmcr_train_load_dataset(const mmcr_train_config *cfg, const char *split, mmcr_dataset *ds,
@@ -222,7 +224,7 @@ mmcr_status mmcr_train_run(const mmcr_train_config *cfg, const mmcr_logger *log,
     }
 
     const long per_epoch = mmcr_loader_batches_per_epoch(loader);
-    const long total = cfg->max_steps > 0 ? cfg->max_steps : (long)ceil(cfg->epochs * (double)per_epoch);
+    long total = cfg->max_steps > 0 ? cfg->max_steps : (long)ceil(cfg->epochs * (double)per_epoch);
     mmcr_schedule sched = {0};
     sched.kind = cfg->schedule == 0 ? MMCR_SCHED_CONSTANT : cfg->schedule == 1 ? MMCR_SCHED_COSINE : MMCR_SCHED_ONECYCLE;
     sched.total_steps = total;
@@ -304,13 +306,26 @@ mmcr_status mmcr_train_run(const mmcr_train_config *cfg, const mmcr_logger *log,
                               "'%s' is intact)", step, ckpt);
             goto done;
         }
+        /* --time-budget: after a short measurement, shorten the plan so that the whole schedule
+         * (warm-up, decay) completes within the budget instead of being cut off mid-way. */
+        if (cfg->time_budget > 0 && !cfg->resume && step == start_step + BUDGET_PROBE_STEPS) {
+            double per_step = (mmcr_now() - t0) / (double)BUDGET_PROBE_STEPS;
+            long fit = (long)(cfg->time_budget / per_step);
+            if (fit < total && fit > step) {
+                mmcr_logf(log, MMCR_LOG_INFO, "--time-budget %.0f s: %.2f s/step, planning %ld of the %ld steps "
+                          "(%.2f epochs)", cfg->time_budget, per_step, fit, total, (double)fit / (double)per_epoch);
+                total = fit;
+                sched.total_steps = total;
+            }
+        }
         const double lr = cfg->lr * mmcr_schedule_factor(&sched, step);
         mmcr_optim_step(opt, mmcr_model_params(model), mmcr_model_grads(model), lr);
         step++;
 
         const int last = step == total;
         const double now = mmcr_now();
-        const int out_of_time = (cfg->time_budget > 0 && now - t0 >= cfg->time_budget) ||
+        /* The budget is a plan, not a hard stop, except far past it (a much slower machine). */
+        const int out_of_time = (cfg->time_budget > 0 && now - t0 >= 1.5 * cfg->time_budget) ||
                                 (cfg->stop_at > 0 && step >= cfg->stop_at);
         if (step % cfg->log_every == 0 || last || out_of_time) {
             rate = (double)(step - step_window) * nviews / (now - t_window + 1e-12);

@@ -54,6 +54,14 @@ grep -q '"steps":6' "$tmp/out" && ok || bad "train summary"
 expect_rc 0 "resume to 8 steps" "$mmcr" train "${small[@]}" --out "$tmp/run" --max-steps 8 --log-every 1 --quiet --resume
 [ "$(wc -l < "$tmp/run/metrics.jsonl")" = 8 ] && ok || bad "resumed metrics should have 8 lines"
 
+# --time-budget re-plans the schedule so it completes: the last lr is the one-cycle floor.
+expect_rc 0 "time budget" "$mmcr" train "${small[@]}" --out "$tmp/budget" --max-steps 1000000 --time-budget 2 --log-every 1 --quiet
+last=$(tail -n 1 "$tmp/budget/metrics.jsonl")
+steps=$(sed -n 's/.*"step":\([0-9]*\).*/\1/p' <<<"$last")
+lr=$(sed -n 's/.*"lr":\([-0-9.e]*\).*/\1/p' <<<"$last")
+[ -n "$steps" ] && [ "$steps" -lt 1000000 ] && [ "$steps" -ge 20 ] && ok || bad "time budget steps: $steps"
+awk -v v="$lr" 'BEGIN { exit !(v < 1e-6) }' && ok || bad "time budget: final lr $lr should be the schedule floor"
+
 ev=(--knn-k 5 --labels-per-class 5 --probe-epochs 2 --threads 2)
 expect_rc 0 "eval pretrained" "$mmcr" eval --checkpoint "$tmp/run/checkpoint.safetensors" "${ev[@]}" --out "$tmp/ev.json"
 for k in linear_top1 knn_top1 low_label_top1 feature_dim; do grep -q "\"$k\"" "$tmp/ev.json" && ok || bad "eval json lacks $k"; done
