@@ -424,6 +424,27 @@ def make_scheduler(cfg, opt, total):
     return None
 
 
+BUDGET_PROBE_STEPS = 20  # as src/dist/trainer.c: steps timed before --time-budget re-plans the schedule
+
+
+def replan_for_budget(cfg, opt, sched, step, total, elapsed):
+    """--time-budget as the C trainer: after BUDGET_PROBE_STEPS steps, shorten the plan so that the
+    whole schedule fits in the budget. Returns (total, sched), the scheduler advanced to step."""
+    fit = int(cfg["time-budget"] / (elapsed / BUDGET_PROBE_STEPS))
+    if not step < fit < total:
+        return total, sched
+    print("[twin] --time-budget %.0f s: %.2f s/step, planning %d of the %d steps"
+          % (cfg["time-budget"], elapsed / BUDGET_PROBE_STEPS, fit, total), file=sys.stderr, flush=True)
+    new = make_scheduler(cfg, opt, fit)
+    if new is not None:
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for _ in range(step):
+                new.step()
+    return fit, new
+
+
 def train_step(model, opt, images, P, K, lam, loss_dtype):
     """One MMCR step: all P*K views in one forward (BN statistics over every view)."""
     opt.zero_grad(set_to_none=True)
@@ -492,6 +513,8 @@ def main(argv=None):
     while not done:
         for batch in loader:
             images = batch.reshape(nviews, *batch.shape[2:])
+            if cfg["time-budget"] > 0 and step == BUDGET_PROBE_STEPS:
+                total, sched = replan_for_budget(cfg, opt, sched, step, total, time.time() - t0)
             lr = opt.param_groups[0]["lr"]
             m = train_step(model, opt, images, P, K, cfg["lambda"], loss_dtype)
             if not math.isfinite(m["loss"]):
@@ -501,7 +524,8 @@ def main(argv=None):
             step += 1
             now = time.time()
             last = step == total
-            out_of_time = (cfg["time-budget"] > 0 and now - t0 >= cfg["time-budget"]) or \
+            # The budget is a plan, not a hard stop, except far past it (as the C trainer).
+            out_of_time = (cfg["time-budget"] > 0 and now - t0 >= 1.5 * cfg["time-budget"]) or \
                 (cfg.get("stop-at", 0) > 0 and step >= cfg["stop-at"])
             if step % cfg["log-every"] == 0 or last or out_of_time:
                 rate = (step - step_window) * nviews / (now - t_window + 1e-12)
