@@ -42,6 +42,10 @@ int cmd_embed(int argc, char **argv) {
         fprintf(stderr, "mmcr embed: --checkpoint and --out are required (see 'mmcr embed --help')\n");
         return 2;
     }
+    if (ec.labels_out[0] && strcmp(ec.labels_out, ec.out) == 0) {
+        fprintf(stderr, "mmcr embed: --labels-out must differ from --out ('%s')\n", ec.out);
+        return 2;
+    }
     mmcr_set_threads(ec.threads);
     mmcr_logger lg = cli_logger();
     mmcr_err err = {{0}};

@@ -57,6 +57,10 @@ int cmd_eval(int argc, char **argv) {
     int rc = cli_parse("eval", "(--checkpoint FILE [--reinit] | --raw-pixels) [options]", eval_options, n, &ec, argc,
                        argv, NULL, 0, NULL);
     if (rc >= 0) return rc;
+    if (ec.raw_pixels && ec.checkpoint[0]) {
+        fprintf(stderr, "mmcr eval: --raw-pixels and --checkpoint exclude each other\n");
+        return 2;
+    }
     if (!ec.raw_pixels && !ec.checkpoint[0]) {
         fprintf(stderr, "mmcr eval: give --checkpoint FILE or --raw-pixels (see 'mmcr eval --help')\n");
         return 2;
@@ -127,6 +131,7 @@ int cmd_eval(int argc, char **argv) {
     st = mmcr_linear_probe(ftr, tr.labels, tr.n, fte, te.labels, te.n, dim, ncls, &pc, &lg, &lin, &err);
     if (st != MMCR_OK) goto done;
     double knn = 0;
+    if (ec.knn_k > tr.n) ec.knn_k = tr.n; /* report the k that was used */
     mmcr_logf(&lg, MMCR_LOG_INFO, "kNN (k=%d, T=%g)", ec.knn_k, ec.knn_t);
     st = mmcr_knn(ftr, tr.labels, tr.n, fte, te.labels, te.n, dim, ncls, ec.knn_k, ec.knn_t, &knn, &err);
     if (st != MMCR_OK) goto done;

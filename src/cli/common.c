@@ -27,7 +27,7 @@ int cli_parse(const char *cmd, const char *usage, const mmcr_option *opts, int n
         return 0;
     }
     if (st != MMCR_OK) {
-        fprintf(stderr, "mmcr %s: %s\n(see 'mmcr %s --help')\n", cmd, err.msg, cmd);
+        fprintf(stderr, "mmcr %s: %s\n", cmd, err.msg);
         return 2;
     }
     if (n_pos) *n_pos = npos;

@@ -133,13 +133,41 @@ static mmcr_status restore_model(const mmcr_safetensors *st, const char *path, m
     return MMCR_OK;
 }
 
+/* Options that may change when a run is resumed: where and how it runs and reports, and how long
+ * it trains. Everything else defines the run, so a change would silently make a different one. */
+static int may_change_on_resume(const char *name) {
+    static const char *const ok[] = {"data-dir", "threads", "out", "resume", "log-every", "checkpoint-every", "quiet",
+                                     "time-budget", "stop-at", "max-steps", "epochs"};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
+        if (strcmp(name, ok[i]) == 0) return 1;
+    return 0;
+}
+
+static mmcr_status check_same_config(const mmcr_safetensors *st, const char *path, const mmcr_train_config *cfg,
+                                     mmcr_err *err) {
+    int nopt;
+    const mmcr_option *opts = mmcr_train_options(&nopt);
+    for (int i = 0; i < nopt; i++) {
+        if (may_change_on_resume(opts[i].name)) continue;
+        char key[128], now[MMCR_OPT_STRLEN];
+        snprintf(key, sizeof key, "config.%s", opts[i].name);
+        const char *then = mmcr_safetensors_meta(st, key);
+        format_option(now, sizeof now, &opts[i], cfg);
+        if (then && strcmp(then, now) != 0)
+            return mmcr_err_set(err, MMCR_ERR_ARG,
+                                "--resume: option --%s is %s but the run in '%s' used %s (resuming must not change "
+                                "the run; start a new --out instead)", opts[i].name, now, path, then);
+    }
+    return MMCR_OK;
+}
+
 mmcr_status mmcr_checkpoint_restore(const char *path, const mmcr_train_config *cfg, mmcr_model *model,
                                     mmcr_optim *opt, long *step, mmcr_err *err) {
-    (void)cfg;
     mmcr_safetensors st;
     mmcr_status s = mmcr_safetensors_read(&st, path, err);
     if (s != MMCR_OK) return s;
     s = check_format(&st, path, err);
+    if (s == MMCR_OK) s = check_same_config(&st, path, cfg, err);
     if (s == MMCR_OK) s = restore_model(&st, path, model, err);
     if (s == MMCR_OK && opt && mmcr_optim_state_floats(opt) > 0)
         s = copy_tensor(&st, path, "optimizer.state", mmcr_optim_state(opt), mmcr_optim_state_floats(opt), err);

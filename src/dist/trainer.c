@@ -43,6 +43,13 @@ mmcr_status mmcr_train_load_dataset(const mmcr_train_config *cfg, const char *sp
         st = mmcr_dataset_load_cifar(ds, list, cifar100, err);
     }
     if (st != MMCR_OK) return st;
+    static const int classes[] = {10, 10, 10, 100};
+    if (ds->labels && ds->num_classes > classes[cfg->dataset]) {
+        int n = ds->num_classes;
+        mmcr_dataset_free(ds);
+        return mmcr_err_set(err, MMCR_ERR_FORMAT, "%s split of '%s': labels go up to %d, but %s has %d classes",
+                            split, cfg->data_dir, n - 1, dataset_names[cfg->dataset], classes[cfg->dataset]);
+    }
     if (train && cfg->train_subset > 0 && cfg->train_subset < ds->n) ds->n = cfg->train_subset;
     return MMCR_OK;
 }
@@ -148,6 +155,16 @@ static void fmt_eta(char *buf, size_t cap, double s) {
         snprintf(buf, cap, "%ldm%02lds", t / 60, t % 60);
 }
 
+/* What a failed run leaves behind, for the error message. */
+static const char *ckpt_note(const char *ckpt, char *buf, size_t cap) {
+    struct stat sb;
+    if (stat(ckpt, &sb) == 0)
+        snprintf(buf, cap, "the last checkpoint '%s' is intact", ckpt);
+    else
+        snprintf(buf, cap, "no checkpoint had been written yet");
+    return buf;
+}
+
 static int grads_finite(const float *g, size_t n) {
     /* A NaN/Inf anywhere makes the sum non-finite; one pass, no branch per element. */
     double s = 0;
@@ -249,6 +266,12 @@ mmcr_status mmcr_train_run(const mmcr_train_config *cfg, const mmcr_logger *log,
         mmcr_loader_set_position(loader, step);
         st = trim_metrics(path, step, err);
         if (st != MMCR_OK) goto done;
+        if (step >= total) {
+            st = mmcr_err_set(err, MMCR_ERR_ARG,
+                              "--resume: the checkpoint '%s' is at step %ld, already at or past the planned %ld "
+                              "steps; raise --max-steps or --epochs to train longer", ckpt, step, total);
+            goto done;
+        }
         mmcr_logf(log, MMCR_LOG_INFO, "resuming from '%s' at step %ld", ckpt, step);
     } else {
         remove(path);
@@ -283,6 +306,7 @@ mmcr_status mmcr_train_run(const mmcr_train_config *cfg, const mmcr_logger *log,
     const long start_step = step;
     mmcr_loss_result res = {0};
     double rate = 0;
+    char note[MMCR_OPT_STRLEN + 96];
     while (step < total) {
         const mmcr_batch *b = mmcr_loader_next(loader);
         const float *feat, *emb;
@@ -293,8 +317,8 @@ mmcr_status mmcr_train_run(const mmcr_train_config *cfg, const mmcr_logger *log,
         if (st == MMCR_ERR_NONFINITE) {
             st = mmcr_err_set(err, MMCR_ERR_NONFINITE,
                               "step %ld: the embeddings of row %ld are not finite (training diverged; no update was "
-                              "made, the last checkpoint '%s' is intact; try a lower --lr)",
-                              step, res.first_bad_row, ckpt);
+                              "made; %s; try a lower --lr)",
+                              step + 1, res.first_bad_row, ckpt_note(ckpt, note, sizeof note));
             goto done;
         }
         if (st != MMCR_OK) goto done;
@@ -302,8 +326,8 @@ mmcr_status mmcr_train_run(const mmcr_train_config *cfg, const mmcr_logger *log,
         mmcr_model_backward(model, d_embed);
         if (!grads_finite(mmcr_model_grads(model), mmcr_model_num_params(model))) {
             st = mmcr_err_set(err, MMCR_ERR_NONFINITE,
-                              "step %ld: non-finite parameter gradient (no update was made; the last checkpoint "
-                              "'%s' is intact)", step, ckpt);
+                              "step %ld: non-finite parameter gradient (no update was made; %s)", step + 1,
+                              ckpt_note(ckpt, note, sizeof note));
             goto done;
         }
         /* --time-budget: after a short measurement, shorten the plan so that the whole schedule
@@ -311,7 +335,8 @@ mmcr_status mmcr_train_run(const mmcr_train_config *cfg, const mmcr_logger *log,
         if (cfg->time_budget > 0 && !cfg->resume && step == start_step + BUDGET_PROBE_STEPS) {
             double per_step = (mmcr_now() - t0) / (double)BUDGET_PROBE_STEPS;
             long fit = (long)(cfg->time_budget / per_step);
-            if (fit < total && fit > step) {
+            if (fit <= step) fit = step + 1; /* over budget already: this step is the schedule's last */
+            if (fit < total) {
                 mmcr_logf(log, MMCR_LOG_INFO, "--time-budget %.0f s: %.2f s/step, planning %ld of the %ld steps "
                           "(%.2f epochs)", cfg->time_budget, per_step, fit, total, (double)fit / (double)per_epoch);
                 total = fit;

@@ -62,6 +62,11 @@ lr=$(sed -n 's/.*"lr":\([-0-9.e]*\).*/\1/p' <<<"$last")
 [ -n "$steps" ] && [ "$steps" -lt 1000000 ] && [ "$steps" -ge 20 ] && ok || bad "time budget steps: $steps"
 awk -v v="$lr" 'BEGIN { exit !(v < 1e-6) }' && ok || bad "time budget: final lr $lr should be the schedule floor"
 
+expect_rc 1 "resume with a changed batch" "$mmcr" train "${small[@]}" --batch 8 --out "$tmp/run" --max-steps 10 --resume
+expect_err "batch" "resume with a changed batch"
+expect_rc 1 "resume past the end" "$mmcr" train "${small[@]}" --out "$tmp/run" --max-steps 8 --resume
+expect_err "already" "resume past the end"
+
 ev=(--knn-k 5 --labels-per-class 5 --probe-epochs 2 --threads 2)
 expect_rc 0 "eval pretrained" "$mmcr" eval --checkpoint "$tmp/run/checkpoint.safetensors" "${ev[@]}" --out "$tmp/ev.json"
 for k in linear_top1 knn_top1 low_label_top1 feature_dim; do grep -q "\"$k\"" "$tmp/ev.json" && ok || bad "eval json lacks $k"; done
@@ -71,6 +76,8 @@ grep -q '"encoder":"random-init"' "$tmp/out" && ok || bad "reinit label"
 expect_rc 0 "eval raw pixels" "$mmcr" eval --raw-pixels --data-dir "$tmp/data" "${ev[@]}"
 grep -q '"feature_dim":256' "$tmp/out" && ok || bad "raw pixel dim"
 expect_rc 2 "eval without encoder" "$mmcr" eval
+expect_rc 2 "eval with two encoders" "$mmcr" eval --raw-pixels --checkpoint "$tmp/run/checkpoint.safetensors"
+expect_rc 2 "embed labels over features" "$mmcr" embed --checkpoint "$tmp/run/checkpoint.safetensors" --out "$tmp/same.npy" --labels-out "$tmp/same.npy"
 expect_rc 0 "embed" "$mmcr" embed --checkpoint "$tmp/run/checkpoint.safetensors" --split test --project --out "$tmp/e.npy"
 # .npy v1 header is 128 bytes here; 50 x 8 float32 follow
 [ "$(stat -c %s "$tmp/e.npy")" = $((128 + 50 * 8 * 4)) ] && ok || bad "embed size $(stat -c %s "$tmp/e.npy")"
