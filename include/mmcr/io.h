@@ -26,6 +26,9 @@ mmcr_status mmcr_atomic_open(mmcr_atomic_file *af, const char *path, mmcr_err *e
 mmcr_status mmcr_atomic_commit(mmcr_atomic_file *af, mmcr_err *err);
 void mmcr_atomic_abort(mmcr_atomic_file *af);
 
+/* Creates a folder and its missing parents (like mkdir -p); err names the part that failed. */
+mmcr_status mmcr_make_dirs(const char *path, mmcr_err *err);
+
 /* ---- .npy (version 1.0/2.0, little-endian, C order) ---- */
 typedef struct mmcr_npy {
     mmcr_dtype dtype;

@@ -23,21 +23,6 @@
 #define ALPHA "\xce\xb1"
 #define PM "\xc2\xb1"
 
-static mmcr_status make_dir(const char *path, mmcr_err *err) {
-    char buf[PATH_CAP];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *q = buf + 1; *q; q++) {
-        if (*q != '/') continue;
-        *q = 0;
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-            return mmcr_err_set(err, MMCR_ERR_IO, "cannot create folder '%s': %s", buf, strerror(errno));
-        *q = '/';
-    }
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-        return mmcr_err_set(err, MMCR_ERR_IO, "cannot create folder '%s': %s", buf, strerror(errno));
-    return MMCR_OK;
-}
-
 static int file_exists(const char *path) {
     struct stat sb;
     return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
@@ -936,7 +921,7 @@ mmcr_status mmcr_report(const char *dir, const mmcr_report_options *opt, const m
         snprintf(out_dir, sizeof out_dir, "%s", opt->out_dir);
     else
         snprintf(out_dir, sizeof out_dir, "%s/report", dir);
-    mmcr_status st = make_dir(out_dir, err);
+    mmcr_status st = mmcr_make_dirs(out_dir, err);
     if (st != MMCR_OK) return st;
     if (!is_sweep) return report_run(dir, out_dir, log, sum, err);
     sum->kind = 2;

@@ -193,21 +193,6 @@ static mmcr_status norms_png(const char *path, const mmcr_geometry_result *r, in
     return st;
 }
 
-static mmcr_status make_dir(const char *path, mmcr_err *err) {
-    char buf[MMCR_OPT_STRLEN];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *q = buf + 1; *q; q++) {
-        if (*q != '/') continue;
-        *q = 0;
-        mkdir(buf, 0777);
-        *q = '/';
-    }
-    struct stat sb;
-    if (mkdir(buf, 0777) != 0 && !(stat(buf, &sb) == 0 && S_ISDIR(sb.st_mode)))
-        return mmcr_err_set(err, MMCR_ERR_IO, "option --out: cannot create folder '%s'", path);
-    return MMCR_OK;
-}
-
 int cmd_geometry(int argc, char **argv) {
     geometry_cfg gc;
     const int nopt = (int)(sizeof geometry_options / sizeof geometry_options[0]);
@@ -228,7 +213,7 @@ int cmd_geometry(int argc, char **argv) {
     float *emb = NULL;
     mmcr_status st = MMCR_OK;
     if (gc.out[0]) {
-        st = make_dir(gc.out, &err);
+        st = mmcr_make_dirs(gc.out, &err);
         if (st != MMCR_OK) goto done;
     }
     /* Read the configuration first: the model's capacity depends on P and K. */

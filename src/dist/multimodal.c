@@ -91,21 +91,6 @@ mmcr_status mmcr_mm_load_data(const mmcr_mm_config *cfg, mmcr_pairs *train, mmcr
 
 /* ---------------- shared pieces ---------------- */
 
-static mmcr_status make_dir(const char *path, mmcr_err *err) {
-    char buf[MMCR_OPT_STRLEN];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-            return mmcr_err_set(err, MMCR_ERR_IO, "cannot create folder '%s': %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-        return mmcr_err_set(err, MMCR_ERR_IO, "cannot create folder '%s': %s", buf, strerror(errno));
-    return MMCR_OK;
-}
-
 static void model_config(const mmcr_mm_config *cfg, mmcr_model_config *mc) {
     mmcr_model_config_default(mc);
     mc->in_channels = 3;
@@ -630,7 +615,7 @@ mmcr_status mmcr_mm_train(const mmcr_mm_config *cfg, const mmcr_pairs *train, co
     const int is_clip = cfg->method == MMCR_MM_METHOD_CLIP;
 
     if (cfg->out[0]) {
-        st = make_dir(cfg->out, err);
+        st = mmcr_make_dirs(cfg->out, err);
         if (st != MMCR_OK) return st;
     }
     st = mmcr_vocab_build(&s.vocab, (const char *const *)train->captions, train->images.n, cfg->min_count, 0, err);

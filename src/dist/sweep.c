@@ -31,21 +31,6 @@ void mmcr_sweep_run_name(char *buf, size_t cap, int p, int d, int k, int steps, 
     snprintf(buf, cap, "P%d_D%d_K%d_steps%d_w%d_seed%d", p, d, k, steps, width, seed);
 }
 
-static mmcr_status make_dir(const char *path, mmcr_err *err) {
-    char buf[PATH_CAP];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *q = buf + 1; *q; q++) {
-        if (*q != '/') continue;
-        *q = 0;
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-            return mmcr_err_set(err, MMCR_ERR_IO, "cannot create folder '%s': %s", buf, strerror(errno));
-        *q = '/';
-    }
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-        return mmcr_err_set(err, MMCR_ERR_IO, "cannot create folder '%s': %s", buf, strerror(errno));
-    return MMCR_OK;
-}
-
 static int file_exists(const char *path) {
     struct stat sb;
     return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
@@ -416,7 +401,7 @@ mmcr_status mmcr_sweep_run(const mmcr_sweep_config *cfg, const mmcr_logger *log,
     if (st != MMCR_OK) return st;
     char runs[PATH_CAP];
     snprintf(runs, sizeof runs, "%s/runs", cfg->out);
-    st = make_dir(runs, err);
+    st = mmcr_make_dirs(runs, err);
     if (st == MMCR_OK) st = check_sweep_json(cfg, err);
     if (st == MMCR_OK) st = rebuild_results(cfg->out, err);
     if (st != MMCR_OK) return st;

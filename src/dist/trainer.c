@@ -107,21 +107,6 @@ static mmcr_status check_config(const mmcr_train_config *cfg, mmcr_err *err) {
     return MMCR_OK;
 }
 
-static mmcr_status make_dir(const char *path, mmcr_err *err) {
-    char buf[MMCR_OPT_STRLEN];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-            return mmcr_err_set(err, MMCR_ERR_IO, "cannot create folder '%s': %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-        return mmcr_err_set(err, MMCR_ERR_IO, "cannot create folder '%s': %s", buf, strerror(errno));
-    return MMCR_OK;
-}
-
 /* On resume, metrics lines past the checkpoint's step would be duplicated: keep only the lines
  * up to that step, rewriting the file atomically. */
 static mmcr_status trim_metrics(const char *path, long upto_step, mmcr_err *err) {
@@ -186,7 +171,7 @@ mmcr_status mmcr_train_run(const mmcr_train_config *cfg, const mmcr_logger *log,
     FILE *metrics = NULL;
     char path[MMCR_OPT_STRLEN + 64];
 
-    st = make_dir(cfg->out, err);
+    st = mmcr_make_dirs(cfg->out, err);
     if (st != MMCR_OK) return st;
     st = mmcr_train_load_dataset(cfg, "train", &ds, err);
     if (st != MMCR_OK) return st;

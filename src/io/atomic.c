@@ -112,3 +112,19 @@ void mmcr_atomic_abort(mmcr_atomic_file *af) {
         af->tmp[0] = 0;
     }
 }
+
+mmcr_status mmcr_make_dirs(const char *path, mmcr_err *err) {
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return mmcr_err_set(err, MMCR_ERR_ARG, "folder path too long: '%.64s...'", path);
+    for (char *q = buf + 1; *q; q++) {
+        if (*q != '/') continue;
+        *q = 0;
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+            return mmcr_err_set(err, MMCR_ERR_IO, "cannot create folder '%s': %s", buf, strerror(errno));
+        *q = '/';
+    }
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+        return mmcr_err_set(err, MMCR_ERR_IO, "cannot create folder '%s': %s", buf, strerror(errno));
+    return MMCR_OK;
+}
