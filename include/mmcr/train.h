@@ -18,6 +18,7 @@ typedef struct mmcr_train_config {
     char data_dir[MMCR_OPT_STRLEN];
     int train_subset;                /* use only the first N training images (0 = all) */
     int image_size;
+    int eval_image_size;             /* side the frozen encoder sees in evaluation; 0 = image_size */
     /* model */
     int width, proj_hidden, proj_out, proj_bias;
     /* objective */
@@ -62,6 +63,9 @@ typedef struct mmcr_train_summary {
 mmcr_status mmcr_train_run(const mmcr_train_config *cfg, const mmcr_logger *log,
                            mmcr_train_summary *summary, mmcr_err *err);
 
+/* Side of the images a frozen encoder of this run is evaluated on (eval_image_size, or image_size). */
+int mmcr_train_eval_image_size(const mmcr_train_config *cfg);
+
 /* Model configuration implied by a training configuration and data set shape. */
 void mmcr_train_model_config(const mmcr_train_config *cfg, int in_channels, mmcr_model_config *mc);
 
@@ -72,8 +76,9 @@ void mmcr_train_aug_config(const mmcr_train_config *cfg, int channels, const flo
                            mmcr_aug_config *aug);
 
 /* Checkpoints: model params + BN buffers (+ optimiser state, step, RNG/loader position and the
- * effective configuration as metadata). load_model restores only what a frozen encoder needs. */
-mmcr_status mmcr_checkpoint_load_model(const char *path, mmcr_model **model, int max_batch,
+ * effective configuration as metadata). load_model restores only what a frozen encoder needs,
+ * sized for the run's evaluation images (for_eval: --eval-image-size) or for its training views. */
+mmcr_status mmcr_checkpoint_load_model(const char *path, mmcr_model **model, int max_batch, int for_eval,
                                        mmcr_train_config *cfg_out, float *mean_out, float *std_out,
                                        mmcr_err *err);
 

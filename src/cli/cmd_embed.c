@@ -53,7 +53,7 @@ int cmd_embed(int argc, char **argv) {
     mmcr_train_config tc;
     float mean[3], std[3], *feat = NULL;
     mmcr_dataset ds = {0};
-    mmcr_status st = mmcr_checkpoint_load_model(ec.checkpoint, &model, ec.chunk, &tc, mean, std, &err);
+    mmcr_status st = mmcr_checkpoint_load_model(ec.checkpoint, &model, ec.chunk, 1, &tc, mean, std, &err);
     if (st != MMCR_OK) goto done;
     if (ec.reinit) mmcr_model_init(model, (uint64_t)ec.seed);
     if (ec.data_dir[0]) snprintf(tc.data_dir, sizeof tc.data_dir, "%s", ec.data_dir);
@@ -67,7 +67,7 @@ int cmd_embed(int argc, char **argv) {
         st = MMCR_ERR_NOMEM;
         goto done;
     }
-    st = mmcr_extract_features(model, &ds, mean, std, tc.image_size, ec.chunk, ec.project, feat, &lg, &err);
+    st = mmcr_extract_features(model, &ds, mean, std, mmcr_train_eval_image_size(&tc), ec.chunk, ec.project, feat, &lg, &err);
     if (st != MMCR_OK) goto done;
     int64_t shape[2] = {ds.n, dim};
     st = mmcr_npy_write(ec.out, MMCR_F32, 2, shape, feat, &err);

@@ -85,7 +85,7 @@ int cmd_eval(int argc, char **argv) {
         tc.dataset = ec.dataset;
         snprintf(tc.data_dir, sizeof tc.data_dir, "%s", ec.data_dir[0] ? ec.data_dir : default_dirs[ec.dataset]);
     } else {
-        st = mmcr_checkpoint_load_model(ec.checkpoint, &model, ec.chunk, &tc, mean, std, &err);
+        st = mmcr_checkpoint_load_model(ec.checkpoint, &model, ec.chunk, 1, &tc, mean, std, &err);
         if (st != MMCR_OK) goto done;
         if (ec.data_dir[0]) snprintf(tc.data_dir, sizeof tc.data_dir, "%s", ec.data_dir);
         if (ec.reinit) mmcr_model_init(model, (uint64_t)ec.seed);
@@ -99,7 +99,7 @@ int cmd_eval(int argc, char **argv) {
         goto done;
     }
     if (ec.raw_pixels) mmcr_dataset_stats(&tr, mean, std);
-    int size = ec.raw_pixels ? tr.h : tc.image_size;
+    int size = ec.raw_pixels ? tr.h : mmcr_train_eval_image_size(&tc);
     int dim = ec.raw_pixels ? tr.c * tr.h * tr.w
                             : (ec.project ? mmcr_model_embed_dim(model) : mmcr_model_feature_dim(model));
     ftr = mmcr_alloc_or_err(sizeof(float) * (size_t)tr.n * (size_t)dim, &err, "training features");

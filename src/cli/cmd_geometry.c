@@ -217,13 +217,13 @@ int cmd_geometry(int argc, char **argv) {
         if (st != MMCR_OK) goto done;
     }
     /* Read the configuration first: the model's capacity depends on P and K. */
-    st = mmcr_checkpoint_load_model(gc.checkpoint, &model, 1, &tc, mean, std, &err);
+    st = mmcr_checkpoint_load_model(gc.checkpoint, &model, 1, 0, &tc, mean, std, &err);
     if (st != MMCR_OK) goto done;
     mmcr_model_destroy(&model);
     const int P = gc.batch > 0 ? gc.batch : tc.batch, K = gc.views > 0 ? gc.views : tc.views;
     const int views = P * K;
     const int cap = gc.bn ? views : (views < gc.chunk ? views : gc.chunk);
-    st = mmcr_checkpoint_load_model(gc.checkpoint, &model, cap, NULL, NULL, NULL, &err);
+    st = mmcr_checkpoint_load_model(gc.checkpoint, &model, cap, 0, NULL, NULL, NULL, &err);
     if (st != MMCR_OK) goto done;
     if (gc.data_dir[0]) snprintf(tc.data_dir, sizeof tc.data_dir, "%s", gc.data_dir);
     st = mmcr_train_load_dataset(&tc, gc.split ? "test" : "train", &ds, &err);

@@ -66,13 +66,18 @@ int cmd_loss(int argc, char **argv) {
     void *grad = NULL;
     mmcr_err err = {{0}};
 
+    int opts_done = 0; /* after "--" every argument is a file name, even one starting with "--" */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+        if (!opts_done && !strcmp(a, "--")) {
+            opts_done = 1;
+            continue;
+        }
+        if (!opts_done && (!strcmp(a, "--help") || !strcmp(a, "-h"))) {
             loss_usage(stdout);
             return 0;
         }
-        if (!strncmp(a, "--", 2) && a[2]) {
+        if (!opts_done && !strncmp(a, "--", 2) && a[2]) {
             const char *name = a + 2, *eq = strchr(name, '=');
             size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
             const char **slot = NULL;

@@ -81,6 +81,37 @@ static int parse_list(const char *opt, const char *s, int *out, int max, int lo)
     return n ? n : -1;
 }
 
+/* `multimodal eval` shares the training table, but the checkpoint defines the model and the data
+ * split: a training option given here would be ignored, so it is refused instead. */
+static int eval_check_options(const mmcr_option *opts, int n, const mm_cli *c) {
+    static const char *const applies[] = {"checkpoint", "data", "test-tsv", "threads", "quiet"};
+    mm_cli d;
+    mmcr_err err = {{0}};
+    memset(&d, 0, sizeof d);
+    if (mmcr_options_defaults(opts, n, &d, &err) != MMCR_OK) {
+        fprintf(stderr, "mmcr multimodal eval: %s\n", err.msg);
+        return 1;
+    }
+    for (int i = 0; i < n; i++) {
+        int ok = 0;
+        for (size_t j = 0; j < sizeof applies / sizeof applies[0]; j++) ok |= !strcmp(opts[i].name, applies[j]);
+        if (ok) continue;
+        const char *a = (const char *)c + opts[i].offset, *b = (const char *)&d + opts[i].offset;
+        int same;
+        if (opts[i].type == MMCR_OPT_STRING) same = !strcmp(a, b);
+        else if (opts[i].type == MMCR_OPT_DOUBLE) same = !memcmp(a, b, sizeof(double));
+        else same = !memcmp(a, b, sizeof(int));
+        if (!same) {
+            fprintf(stderr,
+                    "mmcr multimodal eval: option --%s does not apply to eval (the checkpoint defines the model and "
+                    "its data; eval takes --checkpoint, --data tsv --test-tsv FILE, --threads)\n",
+                    opts[i].name);
+            return 2;
+        }
+    }
+    return -1;
+}
+
 static void usage(FILE *f) {
     fprintf(f, "usage: mmcr multimodal <train|eval|compare|export> [options]\n\n"
                "  train    train MMCR or CLIP on image-text pairs and evaluate on the held-out pairs\n"
@@ -131,6 +162,7 @@ int cmd_multimodal(int argc, char **argv) {
     mm_cli c;
     memset(&c, 0, sizeof c);
     int rc = cli_parse(cmd, use, opts, n, &c, argc - 1, argv + 1, NULL, 0, NULL);
+    if (rc < 0 && !strcmp(sub, "eval")) rc = eval_check_options(opts, n, &c);
     free(opts);
     if (rc >= 0) return rc;
     mmcr_logger lg = cli_logger();
@@ -160,6 +192,7 @@ int cmd_multimodal(int argc, char **argv) {
                 st = mmcr_mm_load_data(&ck, &train, &test, &lg, &err);
             }
         }
+        mmcr_set_threads(c.mm.threads);
         mmcr_mm_metrics m;
         if (st == MMCR_OK) st = mmcr_mm_eval_checkpoint(c.checkpoint, &test, &lg, &m, &err);
         if (st == MMCR_OK) {

@@ -137,7 +137,7 @@ static mmcr_status restore_model(const mmcr_safetensors *st, const char *path, m
  * it trains. Everything else defines the run, so a change would silently make a different one. */
 static int may_change_on_resume(const char *name) {
     static const char *const ok[] = {"data-dir", "threads", "out", "resume", "log-every", "checkpoint-every", "quiet",
-                                     "time-budget", "stop-at", "max-steps", "epochs"};
+                                     "time-budget", "stop-at", "max-steps", "epochs", "eval-image-size"};
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
         if (strcmp(name, ok[i]) == 0) return 1;
     return 0;
@@ -192,7 +192,8 @@ static void parse_triple(const char *s, float *out, float dflt) {
     }
 }
 
-mmcr_status mmcr_checkpoint_load_model(const char *path, mmcr_model **model, int max_batch, mmcr_train_config *cfg_out,
+mmcr_status mmcr_checkpoint_load_model(const char *path, mmcr_model **model, int max_batch, int for_eval,
+                                       mmcr_train_config *cfg_out,
                                        float *mean_out, float *std_out, mmcr_err *err) {
     mmcr_safetensors st;
     *model = NULL;
@@ -216,6 +217,7 @@ mmcr_status mmcr_checkpoint_load_model(const char *path, mmcr_model **model, int
     if (s == MMCR_OK) {
         mmcr_model_config mc;
         mmcr_train_model_config(&cfg, channels, &mc);
+        if (for_eval) mc.image_size = mmcr_train_eval_image_size(&cfg); /* parameters do not depend on it */
         s = mmcr_model_create(model, &mc, max_batch, err);
     }
     if (s == MMCR_OK) s = restore_model(&st, path, *model, err);

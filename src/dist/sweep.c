@@ -283,7 +283,7 @@ static mmcr_status evaluate_run(const mmcr_sweep_config *cfg, const eval_data *e
     mmcr_loss *loss = NULL;
     float *emb = NULL, *ftr = NULL, *fte = NULL;
     double *ppe = NULL;
-    mmcr_status st = mmcr_checkpoint_load_model(ckpt, &model, max_batch, &tc, mean, std, err);
+    mmcr_status st = mmcr_checkpoint_load_model(ckpt, &model, max_batch, 0, &tc, mean, std, err);
     if (st != MMCR_OK) return st;
     const int D = mmcr_model_embed_dim(model);
     const int B = cfg->eval_batches;
@@ -320,7 +320,7 @@ static mmcr_status evaluate_run(const mmcr_sweep_config *cfg, const eval_data *e
         const int fd = mmcr_model_feature_dim(model);
         mmcr_model_destroy(&model);
         /* Reload with a capacity suited to feature extraction (chunks of 256 images). */
-        st = mmcr_checkpoint_load_model(ckpt, &model, 256, NULL, NULL, NULL, err);
+        st = mmcr_checkpoint_load_model(ckpt, &model, 256, 1, NULL, NULL, NULL, err);
         if (st != MMCR_OK) goto done;
         ftr = mmcr_alloc_or_err(sizeof(float) * (size_t)ed->bank.n * fd, err, "bank features");
         fte = mmcr_alloc_or_err(sizeof(float) * (size_t)ed->test.n * fd, err, "test features");
@@ -328,8 +328,8 @@ static mmcr_status evaluate_run(const mmcr_sweep_config *cfg, const eval_data *e
             st = MMCR_ERR_NOMEM;
             goto done;
         }
-        st = mmcr_extract_features(model, &ed->bank, mean, std, tc.image_size, 256, 0, ftr, NULL, err);
-        if (st == MMCR_OK) st = mmcr_extract_features(model, &ed->test, mean, std, tc.image_size, 256, 0, fte, NULL, err);
+        st = mmcr_extract_features(model, &ed->bank, mean, std, mmcr_train_eval_image_size(&tc), 256, 0, ftr, NULL, err);
+        if (st == MMCR_OK) st = mmcr_extract_features(model, &ed->test, mean, std, mmcr_train_eval_image_size(&tc), 256, 0, fte, NULL, err);
         if (st != MMCR_OK) goto done;
         const int ncls = ed->bank.num_classes > ed->test.num_classes ? ed->bank.num_classes : ed->test.num_classes;
         if (cfg->eval & MMCR_SWEEP_EVAL_KNN) {

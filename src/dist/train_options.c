@@ -15,6 +15,9 @@ static const mmcr_option train_options[] = {
     {"train-subset", MMCR_OPT_INT, OFF(train_subset), "0", 0, BIG, NULL,
      "use only the first N training images (0 = all)"},
     {"image-size", MMCR_OPT_INT, OFF(image_size), "28", 4, 512, NULL, "side of the square views fed to the network"},
+    {"eval-image-size", MMCR_OPT_INT, OFF(eval_image_size), "0", 0, 512, NULL,
+     "side of the images the frozen encoder sees in evaluation (0 = --image-size); the network is fully convolutional, "
+     "so training on smaller random-resized crops than the evaluation images is cheaper and often better (FixRes)"},
     {"width", MMCR_OPT_INT, OFF(width), "16", 1, 1024, NULL, "ResNet-18 base width (64 = standard)"},
     {"proj-hidden", MMCR_OPT_INT, OFF(proj_hidden), "512", 0, 65536, NULL, "projector hidden width (0 = linear)"},
     {"proj-out", MMCR_OPT_INT, OFF(proj_out), "128", 1, 65536, NULL, "embedding dimension D"},

@@ -82,6 +82,10 @@ void mmcr_train_aug_config(const mmcr_train_config *cfg, int channels, const flo
     }
 }
 
+int mmcr_train_eval_image_size(const mmcr_train_config *cfg) {
+    return cfg->eval_image_size > 0 ? cfg->eval_image_size : cfg->image_size;
+}
+
 void mmcr_train_model_config(const mmcr_train_config *cfg, int in_channels, mmcr_model_config *mc) {
     mmcr_model_config_default(mc);
     mc->in_channels = in_channels;

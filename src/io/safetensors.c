@@ -10,6 +10,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <zlib.h>
+
 #include "mmcr/config.h"
 #include "mmcr/io.h"
 #include "mmcr/json.h"
@@ -17,6 +19,8 @@
 /* Same bound as the reference implementation: a corrupt length cannot make us parse 2^60 bytes. */
 #define ST_MAX_HEADER (100u * 1024u * 1024u)
 #define ST_MAX_DIMS 8
+/* Metadata key of the CRC-32 (zlib) of the data section, 8 lowercase hex digits. */
+#define ST_CRC_KEY "mmcr.data_crc32"
 
 static const char *dtype_name(mmcr_dtype t) {
     switch (t) {
@@ -172,6 +176,10 @@ static mmcr_status validate_for_write(const char *path, const mmcr_st_tensor *t,
         k += 2;
     }
     *n_meta = k / 2;
+    for (int i = 0; i < k / 2; i++)
+        if (!strcmp(metadata[2 * i], ST_CRC_KEY))
+            return mmcr_err_set(err, MMCR_ERR_ARG, "'%s': metadata key '%s' is reserved (the writer sets it)", path,
+                                ST_CRC_KEY);
     if (k > 0) {
         const char **keys = malloc((size_t)(k / 2) * sizeof *keys);
         if (!keys) return mmcr_err_set(err, MMCR_ERR_NOMEM, "'%s': out of memory", path);
@@ -212,19 +220,27 @@ mmcr_status mmcr_safetensors_write(const char *path, const mmcr_st_tensor *t, in
         off += t[order[j]].nbytes;
     }
 
-    sb_put(&h, "{");
-    int first = 1;
-    if (n_meta > 0) {
-        sb_put(&h, "\"__metadata__\":{");
-        for (int i = 0; i < n_meta; i++) {
-            if (i) sb_put(&h, ",");
-            sb_json_string(&h, metadata[2 * i]);
-            sb_put(&h, ":");
-            sb_json_string(&h, metadata[2 * i + 1]);
+    /* CRC-32 of the data section, in the data order, kept in the metadata: a flipped byte in a
+     * weight is otherwise undetectable (the format has no checksum of its own). */
+    uLong crc = crc32(0L, Z_NULL, 0);
+    for (int j = 0; j < n; j++) {
+        const unsigned char *p = t[order[j]].data;
+        for (size_t left = t[order[j]].nbytes; left > 0;) {
+            uInt chunk = left > (1u << 30) ? (1u << 30) : (uInt)left;
+            crc = crc32(crc, p, chunk);
+            p += chunk;
+            left -= chunk;
         }
-        sb_put(&h, "}");
-        first = 0;
     }
+    sb_put(&h, "{\"__metadata__\":{");
+    for (int i = 0; i < n_meta; i++) {
+        sb_json_string(&h, metadata[2 * i]);
+        sb_put(&h, ":");
+        sb_json_string(&h, metadata[2 * i + 1]);
+        sb_put(&h, ",");
+    }
+    sb_printf(&h, "\"%s\":\"%08lx\"}", ST_CRC_KEY, (unsigned long)crc);
+    int first = 0;
     for (int i = 0; i < n; i++) {
         if (!first) sb_put(&h, ",");
         first = 0;
@@ -448,6 +464,24 @@ mmcr_status mmcr_safetensors_read(mmcr_safetensors *st, const char *path, mmcr_e
     free(spans);
     mmcr_json_free(&root);
     if (s != MMCR_OK) goto fail;
+    const char *want = mmcr_safetensors_meta(st, ST_CRC_KEY);
+    if (want) { /* files from other writers have none: nothing to check */
+        uLong crc = crc32(0L, Z_NULL, 0);
+        const unsigned char *p = b + data_start;
+        for (size_t left = st->size - data_start; left > 0;) {
+            uInt chunk = left > (1u << 30) ? (1u << 30) : (uInt)left;
+            crc = crc32(crc, p, chunk);
+            p += chunk;
+            left -= chunk;
+        }
+        char got[16];
+        snprintf(got, sizeof got, "%08lx", (unsigned long)crc);
+        if (strcmp(got, want) != 0) {
+            s = mmcr_err_set(err, MMCR_ERR_FORMAT,
+                             "'%s': the tensor data is corrupt (CRC-32 %s, the header recorded %s)", path, got, want);
+            goto fail;
+        }
+    }
     return MMCR_OK;
 fail:
     mmcr_safetensors_free(st);

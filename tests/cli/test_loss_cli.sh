@@ -177,6 +177,13 @@ expect_fail "option without value" 2 "^mmcr loss: option '--views' needs a value
 expect_fail "2-D input without --views" 2 "^mmcr loss: --views is required" "$WORK/f8.npy"
 expect_fail "two inputs" 2 "^mmcr loss: unexpected argument" --views 1 "$WORK/f8.npy" "$WORK/f8.npy"
 
+# "--" ends the options: a file whose name starts with "--" is an input, not an option
+cp "$WORK/f8.npy" "$WORK/--odd.npy"
+mmcr_abs=$(cd "$(dirname "$MMCR")" && pwd)/$(basename "$MMCR")
+(cd "$WORK" && "$mmcr_abs" loss --views 1 -- --odd.npy >"$WORK/odd.json" 2>"$WORK/odd.err")
+check "-- then a file named like an option" cmp -s "$WORK/odd.json" "$WORK/f8.json"
+expect_fail "option after --" 1 "^mmcr loss: .*--views" --views 2 -- --views
+
 # ---- help ----
 "$MMCR" loss --help >"$WORK/help" 2>&1
 check "--help exits 0" test $? -eq 0

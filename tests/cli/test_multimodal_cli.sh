@@ -64,6 +64,9 @@ check "eval on other pairs" test "$(json_get "$WORK/eval_train.json" n_test)" = 
 check "eval without --checkpoint exits 2" test $? -eq 2
 "$MMCR" multimodal eval --checkpoint "$WORK/mmcr/results.json" >/dev/null 2>"$WORK/err.txt"
 check "eval of a non-checkpoint exits 1" test $? -eq 1
+"$MMCR" multimodal eval --checkpoint "$WORK/mmcr/checkpoint.safetensors" --width 13 >/dev/null 2>"$WORK/err.txt"
+check "eval refuses a model option (exit 2)" test $? -eq 2
+check "eval names the refused option" grep -q "option --width does not apply to eval" "$WORK/err.txt"
 
 # --- CLIP ---
 "$MMCR" multimodal train "${TINY[@]}" --method clip --batch 8 --out "$WORK/clip" >"$WORK/clip.json" 2>"$WORK/clip.err"

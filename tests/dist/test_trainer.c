@@ -118,7 +118,7 @@ int main(void) {
     mmcr_model *m = NULL;
     mmcr_train_config c2;
     float mean[3], std[3];
-    st = mmcr_checkpoint_load_model(ca, &m, 64, &c2, mean, std, &err);
+    st = mmcr_checkpoint_load_model(ca, &m, 64, 1, &c2, mean, std, &err);
     CHECK_MSG(st == MMCR_OK, "%s", err.msg);
     if (m) {
         CHECK(c2.width == 4 && c2.proj_out == 16 && c2.image_size == 16);
@@ -129,6 +129,42 @@ int main(void) {
         CHECK(t && memcmp(t->data, mmcr_model_params(m) + ti->offset, t->nbytes) == 0);
         mmcr_safetensors_free(&s);
         mmcr_model_destroy(&m);
+    }
+
+    /* Training on smaller views than the evaluation images: the frozen encoder is built for
+     * --eval-image-size, the fresh-view model for --image-size, with the same weights. */
+    {
+        mmcr_train_config r = cfg;
+        snprintf(r.out, sizeof r.out, "%s/run_res", dir);
+        r.image_size = 12;
+        r.eval_image_size = 16;
+        r.max_steps = 5;
+        st = mmcr_train_run(&r, NULL, &sum, &err);
+        CHECK_MSG(st == MMCR_OK && sum.steps == 5, "%s", err.msg);
+        char cr[600];
+        snprintf(cr, sizeof cr, "%s/checkpoint.safetensors", r.out);
+        mmcr_model *me = NULL, *mt = NULL;
+        mmcr_train_config c3;
+        CHECK(mmcr_checkpoint_load_model(cr, &me, 32, 1, &c3, mean, std, &err) == MMCR_OK);
+        CHECK(mmcr_checkpoint_load_model(cr, &mt, 32, 0, NULL, NULL, NULL, &err) == MMCR_OK);
+        if (me && mt) {
+            CHECK(c3.image_size == 12 && mmcr_train_eval_image_size(&c3) == 16);
+            CHECK(mmcr_model_get_config(me)->image_size == 16 && mmcr_model_get_config(mt)->image_size == 12);
+            CHECK(memcmp(mmcr_model_params(me), mmcr_model_params(mt), sizeof(float) * mmcr_model_num_params(me)) == 0);
+            mmcr_dataset te = {0};
+            CHECK(mmcr_train_load_dataset(&c3, "test", &te, &err) == MMCR_OK);
+            const int fd = mmcr_model_feature_dim(me), nt = 40;
+            float *feat = calloc((size_t)nt * fd, sizeof(float));
+            te.n = nt; /* the first images are enough */
+            CHECK(feat && mmcr_extract_features(me, &te, mean, std, 16, 32, 0, feat, NULL, &err) == MMCR_OK);
+            double ss = 0;
+            for (int i = 0; feat && i < nt * fd; i++) ss += (double)feat[i] * feat[i];
+            CHECK(isfinite(ss) && ss > 0);
+            free(feat);
+            mmcr_dataset_free(&te);
+        }
+        mmcr_model_destroy(&me);
+        mmcr_model_destroy(&mt);
     }
 
     /* Errors: resume without a checkpoint; a missing data folder; a corrupt checkpoint. */
@@ -147,7 +183,7 @@ int main(void) {
         fputc(0xff, f), fputc(0xff, f), fputc(0xff, f);
         fclose(f);
     }
-    CHECK(mmcr_checkpoint_load_model(cb, &m, 8, NULL, NULL, NULL, &err) != MMCR_OK);
+    CHECK(mmcr_checkpoint_load_model(cb, &m, 8, 1, NULL, NULL, NULL, &err) != MMCR_OK);
     CHECK(strstr(err.msg, "run_b") != NULL);
 
     char cmd[700];

@@ -104,7 +104,7 @@ static void test_round_trip(void) {
 
     mmcr_safetensors st;
     CHECK(mmcr_safetensors_read(&st, path, &e) == MMCR_OK);
-    CHECK(st.n == 6 && st.n_meta == 3);
+    CHECK(st.n == 6 && st.n_meta == 4); /* 3 given + the writer's CRC-32 */
     for (int i = 0; i < 6 && st.n == 6; i++) {
         CHECK(!strcmp(st.t[i].name, t[i].name)); /* header order is kept */
         CHECK(st.t[i].dtype == t[i].dtype && st.t[i].ndim == t[i].ndim && st.t[i].nbytes == t[i].nbytes);
@@ -122,12 +122,30 @@ static void test_round_trip(void) {
     mmcr_safetensors_free(&st);
     mmcr_safetensors_free(&st); /* twice is harmless */
 
-    /* No tensors, no metadata: "{}" padded, 16 bytes. */
+    /* A flipped bit in the tensor data is caught by the CRC-32 and named as corruption. */
+    raw = NULL;
+    n = file_bytes(path, &raw);
+    CHECK(n > 8 + hl);
+    if (raw && n > 8 + hl) {
+        raw[8 + hl + 3] ^= 0x10;
+        FILE *f = fopen(path, "wb");
+        CHECK(f && fwrite(raw, 1, n, f) == n);
+        if (f) fclose(f);
+        CHECK(mmcr_safetensors_read(&st, path, &e) == MMCR_ERR_FORMAT);
+        CHECK(strstr(e.msg, "corrupt") && strstr(e.msg, path));
+    }
+    free(raw);
+    /* The CRC key belongs to the writer. */
+    const char *own[] = {"mmcr.data_crc32", "0", NULL};
+    CHECK(mmcr_safetensors_write(path, NULL, 0, own, &e) == MMCR_ERR_ARG && strstr(e.msg, "reserved"));
+
+    /* No tensors, no metadata: only the CRC-32 of the empty data section. */
     CHECK(mmcr_safetensors_write(path, NULL, 0, NULL, &e) == MMCR_OK);
     raw = NULL;
-    CHECK(file_bytes(path, &raw) == 16);
+    CHECK(file_bytes(path, &raw) % 8 == 0);
     free(raw);
-    CHECK(mmcr_safetensors_read(&st, path, &e) == MMCR_OK && st.n == 0 && st.n_meta == 0);
+    CHECK(mmcr_safetensors_read(&st, path, &e) == MMCR_OK && st.n == 0 && st.n_meta == 1);
+    CHECK(mmcr_safetensors_meta(&st, "mmcr.data_crc32") && !strcmp(mmcr_safetensors_meta(&st, "mmcr.data_crc32"), "00000000"));
     mmcr_safetensors_free(&st);
     remove(path);
 }
@@ -354,7 +372,7 @@ static void test_atomic(void) {
 
     /* Without the limit the same write replaces the file. */
     CHECK(mmcr_safetensors_write(path, &tb, 1, NULL, &e) == MMCR_OK);
-    CHECK(mmcr_safetensors_read(&s, path, &e) == MMCR_OK && s.n == 1 && s.t[0].nbytes == tb.nbytes && s.n_meta == 0);
+    CHECK(mmcr_safetensors_read(&s, path, &e) == MMCR_OK && s.n == 1 && s.t[0].nbytes == tb.nbytes && s.n_meta == 1);
     mmcr_safetensors_free(&s);
     free(before);
     free(after);
