@@ -342,6 +342,36 @@ class MultiViewDataset(torch.utils.data.Dataset):
         return torch.stack([self.transform(img) for _ in range(self.views)])
 
 
+def eval_image_size(cfg):
+    """--eval-image-size (main() resolves 0 to the images' own side, as the C trainer does)."""
+    return cfg["eval-image-size"]
+
+
+def recalibrate_bn(model, x, mean, std, cfg, chunk=250):
+    """As src/dist/bn_recalibrate.c: the batch-norm running statistics re-estimated at the
+    evaluation size, the plain average over equal batches of the first N training images (whole
+    images, normalised, no labels), weights frozen."""
+    size = eval_image_size(cfg)
+    n = min(cfg["bn-recalibrate"], len(x))
+    chunk = min(chunk, n)
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average = plain average over the batches
+    mean_t = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+    model.train()
+    with torch.no_grad():
+        for b in range(n // chunk):
+            imgs = torch.from_numpy(x[b * chunk:(b + 1) * chunk]).float().div_(255.0)
+            if imgs.shape[-1] != size:
+                imgs = nn.functional.interpolate(imgs, size=(size, size), mode="bilinear", align_corners=False,
+                                                 antialias=True)
+            model((imgs - mean_t) / std_t)
+    for m in bns:
+        m.momentum = 0.1
+
+
 def _worker_threads(_):
     torch.set_num_threads(1)
 
@@ -477,6 +507,8 @@ def main(argv=None):
     P, K = cfg["batch"], cfg["views"]
     if N < P:
         raise SystemExit("torch_twin: option --batch (%d) is larger than the training set (%d images)" % (P, N))
+    if cfg["eval-image-size"] <= 0:
+        cfg["eval-image-size"] = x.shape[-1]  # recorded resolved in the checkpoint, as the C trainer does
     mean, std = dataset_stats(x)
     mean, std = mean.astype(np.float32), std.astype(np.float32)
     ds = MultiViewDataset(x, build_transform(cfg, C, mean, std), K)
@@ -540,6 +572,9 @@ def main(argv=None):
                     print("[twin] step %d/%d  epoch %.2f  loss %.4f  ppe %.4f  |mu|^2 %.3f  lr %.2e  %.0f img/s"
                           % (step, total, step / per_epoch, m["loss"], m["ppe"], m["mean_centroid_norm2"], lr, rate),
                           file=sys.stderr, flush=True)
+            if last and cfg["bn-recalibrate"] > 0 and eval_image_size(cfg) != cfg["image-size"]:
+                recalibrate_bn(model, x, mean, std, cfg)
+                model.train()
             if step % cfg["checkpoint-every"] == 0 or last or out_of_time:
                 save_checkpoint(ckpt, model, cfg, step, C, mean, std)
             if last or out_of_time:

@@ -56,7 +56,21 @@ typedef struct mmcr_theory_pred {
     double ppe_aligned;   /* 1 - m: views identical, rows uniform on the sphere */
     double ppe_init;      /* 1 - m / sqrt(K): each centroid the mean of K independent unit vectors */
     double ppe_predicted; /* 1 - sqrt(centroid_norm2) * m; NaN when no centroid norm was given */
+    /* The same two predictions at finite P, D: the asymptotic value plus the O(1/min(P,D)) mean
+     * shift of the linear spectral statistic sum sqrt(lambda) (mmcr_mp_finite_size_shift; derivation
+     * in docs/theory.md). This is what a Monte Carlo mean at these P, D estimates. */
+    double ppe_aligned_finite, ppe_init_finite;
 } mmcr_theory_pred;
+
+/* Finite-size mean shift c(y, beta) of sum_i sqrt(lambda_i) for a D x D sample covariance
+ * S = (1/P) G^T G of P isotropic samples (rows of G) in dimension D, y = D / P:
+ * E sum sqrt(lambda_i(S)) = D * integral sqrt(x) dF_y(x) + c(y, beta) + o(1), with the real-case
+ * CLT mean of Bai & Silverstein (2004) and its fourth-moment term (Pan & Zhou 2008):
+ * c = (f(a) + f(b)) / 4 - (1/2pi) int_0^pi f(x(t)) dt + (beta/pi) int_0^pi f(x(t)) cos 2t dt,
+ * f = sqrt, x(t) = 1 + y + 2 sqrt(y) cos t, a, b = (1 -+ sqrt y)^2. beta = Var(|g|^2)/D - 2 of a
+ * row g scaled to identity covariance: 0 Gaussian, -2 uniform on the sphere, -2/K for the mean of
+ * K independent unit vectors. MMCR_ERR_ARG for y <= 0 or non-finite input. */
+mmcr_status mmcr_mp_finite_size_shift(double y, double beta, double *c, mmcr_err *err);
 
 /* centroid_norm2: E||mu_n||^2 in [0, 1], or a negative value for "not given".
  * MMCR_ERR_ARG for P, D, K < 1 or centroid_norm2 > 1 / non-finite. */

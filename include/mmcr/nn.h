@@ -101,6 +101,11 @@ const mmcr_model_config *mmcr_model_get_config(const mmcr_model *m);
 /* PyTorch/torchvision initialisation from an explicit seed: conv kaiming_normal(fan_out, relu),
  * BN gamma=1 beta=0, linear U(-1/sqrt(in), 1/sqrt(in)). */
 void mmcr_model_init(mmcr_model *m, uint64_t seed);
+/* Batch-norm running statistics back to a fresh layer's (mean 0, variance 1); parameters untouched. */
+void mmcr_model_reset_bn_stats(mmcr_model *m);
+/* Momentum of every batch-norm running-statistics update (0.1 as torch); 1/b for the b-th batch
+ * after a reset gives the plain average over the batches. */
+void mmcr_model_set_bn_momentum(mmcr_model *m, float momentum);
 
 int mmcr_model_feature_dim(const mmcr_model *m); /* backbone output (8 * width) */
 int mmcr_model_embed_dim(const mmcr_model *m);   /* projector output D */

@@ -18,7 +18,8 @@ typedef struct mmcr_train_config {
     char data_dir[MMCR_OPT_STRLEN];
     int train_subset;                /* use only the first N training images (0 = all) */
     int image_size;
-    int eval_image_size;             /* side the frozen encoder sees in evaluation; 0 = image_size */
+    int eval_image_size;             /* side the frozen encoder sees in evaluation; 0 = the data set's */
+    int bn_recalibrate;              /* images for the final batch-norm recalibration at that size; 0 = none */
     /* model */
     int width, proj_hidden, proj_out, proj_bias;
     /* objective */
@@ -63,8 +64,17 @@ typedef struct mmcr_train_summary {
 mmcr_status mmcr_train_run(const mmcr_train_config *cfg, const mmcr_logger *log,
                            mmcr_train_summary *summary, mmcr_err *err);
 
-/* Side of the images a frozen encoder of this run is evaluated on (eval_image_size, or image_size). */
+/* Side of the images a frozen encoder of this run is evaluated on: eval_image_size, or the data
+ * set's own (28 for MNIST and Fashion-MNIST, 32 for CIFAR). */
 int mmcr_train_eval_image_size(const mmcr_train_config *cfg);
+
+/* Re-estimates the batch-norm running statistics of a trained encoder at the run's evaluation
+ * image size: the plain average of the batch statistics (training mode) of the first n_images
+ * images of ds (evaluation transform: whole image at that size, normalised with mean/std; no
+ * labels) in equal batches of `chunk`, parameters frozen. Only the buffers of `model` change.
+ * Pretraining ends with it when --bn-recalibrate > 0 and the sizes differ (src/dist/bn_recalibrate.c). */
+mmcr_status mmcr_train_recalibrate_bn(const mmcr_train_config *cfg, mmcr_model *model, const mmcr_dataset *ds,
+                                      const float *mean, const float *std, int n_images, int chunk, mmcr_err *err);
 
 /* Model configuration implied by a training configuration and data set shape. */
 void mmcr_train_model_config(const mmcr_train_config *cfg, int in_channels, mmcr_model_config *mc);

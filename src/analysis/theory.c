@@ -84,6 +84,45 @@ mmcr_status mmcr_mp_moment(double gamma, double s, double *value, mmcr_err *err)
 
 mmcr_status mmcr_mp_m(double gamma, double *m, mmcr_err *err) { return mmcr_mp_moment(gamma, 0.5, m, err); }
 
+typedef struct shift_params {
+    double y;
+    int weight_cos2t;
+} shift_params;
+
+static double shift_integrand(double t, void *vp) {
+    const shift_params *p = vp;
+    double x = 1.0 + p->y + 2.0 * sqrt(p->y) * cos(t);
+    double f = x > 0.0 ? sqrt(x) : 0.0;
+    return p->weight_cos2t ? f * cos(2.0 * t) : f;
+}
+
+mmcr_status mmcr_mp_finite_size_shift(double y, double beta, double *c, mmcr_err *err) {
+    if (!isfinite(y) || y <= 0.0 || !isfinite(beta))
+        return mmcr_err_set(err, MMCR_ERR_ARG, "finite-size shift: y = %g must be > 0 and beta = %g finite", y, beta);
+    double val[2];
+    enum { LIMIT = 200 };
+    gsl_integration_workspace *w = gsl_integration_workspace_alloc(LIMIT);
+    if (!w) return mmcr_err_set(err, MMCR_ERR_NOMEM, "out of memory for the quadrature workspace");
+    gsl_error_handler_t *old = gsl_set_error_handler_off();
+    int rc = GSL_SUCCESS;
+    double abserr = 0.0;
+    for (int i = 0; i < 2 && rc == GSL_SUCCESS; i++) {
+        shift_params par = {y, i};
+        gsl_function f = {shift_integrand, &par};
+        /* Smooth on [0, pi] except a kink of sqrt at t = pi when y = 1: qags handles it. */
+        rc = gsl_integration_qags(&f, 0.0, PI, 1e-14, 1e-12, LIMIT, w, &val[i], &abserr);
+        if (rc == GSL_EROUND && abserr <= 1e-10) rc = GSL_SUCCESS;
+    }
+    gsl_set_error_handler(old);
+    gsl_integration_workspace_free(w);
+    if (rc != GSL_SUCCESS)
+        return mmcr_err_set(err, MMCR_ERR_NUMERIC, "finite-size shift quadrature (y = %g) failed: %s", y,
+                            gsl_strerror(rc));
+    const double sa = fabs(1.0 - sqrt(y)), sb = 1.0 + sqrt(y); /* sqrt(a), sqrt(b) */
+    *c = 0.25 * (sa + sb) - val[0] / (2.0 * PI) + beta / PI * val[1];
+    return MMCR_OK;
+}
+
 mmcr_status mmcr_mp_m_elliptic(double gamma, double *m, mmcr_err *err) {
     if (!gamma_ok(gamma))
         return mmcr_err_set(err, MMCR_ERR_ARG, "Marchenko-Pastur ratio gamma = %g is outside (0, 1]", gamma);
@@ -134,6 +173,16 @@ mmcr_status mmcr_theory_predict(int64_t p, int64_t d, int64_t k, double centroid
     out->ppe_aligned = 1.0 - out->m_gamma;
     out->ppe_init = 1.0 - out->m_gamma / sqrt((double)k);
     out->ppe_predicted = centroid_norm2 >= 0.0 ? 1.0 - sqrt(centroid_norm2) * out->m_gamma : NAN;
+    /* ||M||_* = sqrt(P / (K D)) sum sqrt(lambda(S)), S = (1/P) G^T G with G = sqrt(K D) M the rows
+     * scaled to identity covariance, so a shift c of the sum moves the PPE by
+     * -sqrt(P / D) c / (sqrt(K) bound). */
+    const double y = (double)d / (double)p, scale = sqrt((double)p / (double)d) / out->bound;
+    double c1 = 0.0, ck = 0.0;
+    st = mmcr_mp_finite_size_shift(y, -2.0, &c1, err);
+    if (st == MMCR_OK) st = mmcr_mp_finite_size_shift(y, -2.0 / (double)k, &ck, err);
+    if (st != MMCR_OK) return st;
+    out->ppe_aligned_finite = out->ppe_aligned - scale * c1;
+    out->ppe_init_finite = out->ppe_init - scale * ck / sqrt((double)k);
     return MMCR_OK;
 }
 

@@ -43,7 +43,8 @@ static const mmcr_option eval_options[] = {
     {"knn-t", MMCR_OPT_DOUBLE, OFF(knn_t), "0.5", 1e-6, 1e6, NULL, "kNN: temperature of the exp(sim/T) weights"},
     {"labels-per-class", MMCR_OPT_INT, OFF(labels_per_class), "60", 0, 100000, NULL,
      "low-label probe: labelled training images per class (60 = 1% of Fashion-MNIST; 0 = skip)"},
-    {"probe-epochs", MMCR_OPT_INT, OFF(probe_epochs), "30", 1, 10000, NULL, "linear probe: maximum epochs"},
+    {"probe-epochs", MMCR_OPT_INT, OFF(probe_epochs), "100", 1, 10000, NULL,
+     "linear probe: maximum epochs (the count is chosen on the validation split)"},
     {"out", MMCR_OPT_STRING, OFF(out), "", 0, 0, NULL, "also write the JSON result to this file"},
 };
 

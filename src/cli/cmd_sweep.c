@@ -67,7 +67,10 @@ static const char *const excluded[] = {"batch", "proj-out", "views", "max-steps"
 /* Different defaults for short runs. */
 static const struct {
     const char *name, *def;
-} sweep_defaults[] = {{"image-size", "16"}, {"checkpoint-every", "100"}};
+} sweep_defaults[] = {{"image-size", "16"},
+                      {"eval-image-size", "16"}, /* short runs: evaluate at the training size, */
+                      {"bn-recalibrate", "0"},   /* so no recalibration pass per run */
+                      {"checkpoint-every", "100"}};
 
 static int is_excluded(const char *name) {
     for (size_t i = 0; i < sizeof excluded / sizeof excluded[0]; i++)

@@ -324,6 +324,8 @@ int cmd_theory(int argc, char **argv) {
                 put_num("m_gamma", pr->m_gamma);
                 put_num("ppe_aligned", pr->ppe_aligned);
                 put_num("ppe_init", pr->ppe_init);
+                put_num("ppe_aligned_finite", pr->ppe_aligned_finite);
+                put_num("ppe_init_finite", pr->ppe_init_finite);
                 if (c2 >= 0) {
                     put_num("centroid_norm2", c2);
                     put_num("ppe_predicted", pr->ppe_predicted);
@@ -334,6 +336,9 @@ int cmd_theory(int argc, char **argv) {
                     put_num("mc_ppe_se", q->mc.ppe_se);
                     put_num("mc_ppe_init_mean", q->mc.ppe_init_mean);
                     put_num("mc_ppe_init_se", q->mc.ppe_init_se);
+                    /* Distance of each Monte Carlo mean from the finite-size prediction, in standard errors. */
+                    put_num("mc_z_aligned", (q->mc.ppe_mean - pr->ppe_aligned_finite) / q->mc.ppe_se);
+                    put_num("mc_z_init", (q->mc.ppe_init_mean - pr->ppe_init_finite) / q->mc.ppe_init_se);
                 }
                 printf("}\n");
                 fflush(stdout);

@@ -137,7 +137,7 @@ static mmcr_status restore_model(const mmcr_safetensors *st, const char *path, m
  * it trains. Everything else defines the run, so a change would silently make a different one. */
 static int may_change_on_resume(const char *name) {
     static const char *const ok[] = {"data-dir", "threads", "out", "resume", "log-every", "checkpoint-every", "quiet",
-                                     "time-budget", "stop-at", "max-steps", "epochs", "eval-image-size"};
+                                     "time-budget", "stop-at", "max-steps", "epochs"};
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
         if (strcmp(name, ok[i]) == 0) return 1;
     return 0;

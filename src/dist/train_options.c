@@ -14,16 +14,21 @@ static const mmcr_option train_options[] = {
      "folder holding the data set files (IDX .gz files, or CIFAR .bin files)"},
     {"train-subset", MMCR_OPT_INT, OFF(train_subset), "0", 0, BIG, NULL,
      "use only the first N training images (0 = all)"},
-    {"image-size", MMCR_OPT_INT, OFF(image_size), "28", 4, 512, NULL, "side of the square views fed to the network"},
+    {"image-size", MMCR_OPT_INT, OFF(image_size), "20", 4, 512, NULL,
+     "side of the square training views (random resized crops are resized to it)"},
     {"eval-image-size", MMCR_OPT_INT, OFF(eval_image_size), "0", 0, 512, NULL,
-     "side of the images the frozen encoder sees in evaluation (0 = --image-size); the network is fully convolutional, "
-     "so training on smaller random-resized crops than the evaluation images is cheaper and often better (FixRes)"},
+     "side of the whole images the frozen encoder sees in evaluation (0 = the data set's own: 28 for (Fashion-)MNIST, "
+     "32 for CIFAR); the network is fully convolutional, so views smaller than the evaluation images are cheaper and "
+     "can be better (FixRes)"},
+    {"bn-recalibrate", MMCR_OPT_INT, OFF(bn_recalibrate), "10000", 0, 1000000000, NULL,
+     "when the evaluation size differs from --image-size, the run ends by re-estimating the batch-norm running "
+     "statistics at the evaluation size on this many training images (no labels, weights frozen); 0 = never"},
     {"width", MMCR_OPT_INT, OFF(width), "16", 1, 1024, NULL, "ResNet-18 base width (64 = standard)"},
     {"proj-hidden", MMCR_OPT_INT, OFF(proj_hidden), "512", 0, 65536, NULL, "projector hidden width (0 = linear)"},
     {"proj-out", MMCR_OPT_INT, OFF(proj_out), "128", 1, 65536, NULL, "embedding dimension D"},
     {"proj-bias", MMCR_OPT_BOOL, OFF(proj_bias), "0", 0, 1, NULL, "biases in the projector's linear layers"},
-    {"batch", MMCR_OPT_INT, OFF(batch), "128", 1, 65536, NULL, "P: images (data) per step"},
-    {"views", MMCR_OPT_INT, OFF(views), "2", 1, 256, NULL, "K: augmented views per image"},
+    {"batch", MMCR_OPT_INT, OFF(batch), "64", 1, 65536, NULL, "P: images (data) per step"},
+    {"views", MMCR_OPT_INT, OFF(views), "4", 1, 256, NULL, "K: augmented views per image"},
     {"lambda", MMCR_OPT_DOUBLE, OFF(lambda), "0", 0, 1e6, NULL, "weight of the local (per-datum) nuclear-norm term"},
     {"optimizer", MMCR_OPT_CHOICE, OFF(optimizer), "adam", 0, 0, "sgd|lars|adam|adamw", "optimiser"},
     {"lr", MMCR_OPT_DOUBLE, OFF(lr), "2e-3", 0, 1e3, NULL, "base (peak) learning rate"},
@@ -35,7 +40,7 @@ static const mmcr_option train_options[] = {
     {"warmup-epochs", MMCR_OPT_DOUBLE, OFF(warmup_epochs), "0", 0, 1e6, NULL, "cosine: linear warm-up length"},
     {"final-lr-factor", MMCR_OPT_DOUBLE, OFF(final_lr_factor), "0.001", 0, 1, NULL, "cosine: final lr / base lr"},
     {"pct-start", MMCR_OPT_DOUBLE, OFF(pct_start), "0.3", 0.001, 0.999, NULL, "one-cycle: fraction of steps rising"},
-    {"epochs", MMCR_OPT_DOUBLE, OFF(epochs), "2", 0, 1e6, NULL, "training length in epochs (fractions allowed)"},
+    {"epochs", MMCR_OPT_DOUBLE, OFF(epochs), "2.5", 0, 1e6, NULL, "training length in epochs (fractions allowed)"},
     {"max-steps", MMCR_OPT_INT, OFF(max_steps), "0", 0, BIG, NULL, "training length in steps (overrides epochs)"},
     {"time-budget", MMCR_OPT_DOUBLE, OFF(time_budget), "0", 0, 1e9, NULL,
      "fit the run into this many seconds: after 20 steps the schedule is re-planned to the steps that fit "

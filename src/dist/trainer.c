@@ -83,7 +83,9 @@ void mmcr_train_aug_config(const mmcr_train_config *cfg, int channels, const flo
 }
 
 int mmcr_train_eval_image_size(const mmcr_train_config *cfg) {
-    return cfg->eval_image_size > 0 ? cfg->eval_image_size : cfg->image_size;
+    static const int native[] = {28, 28, 32, 32}; /* fashion-mnist|mnist|cifar10|cifar100 */
+    if (cfg->eval_image_size > 0) return cfg->eval_image_size;
+    return cfg->dataset >= 0 && cfg->dataset < 4 ? native[cfg->dataset] : cfg->image_size;
 }
 
 void mmcr_train_model_config(const mmcr_train_config *cfg, int in_channels, mmcr_model_config *mc) {
@@ -184,6 +186,11 @@ mmcr_status mmcr_train_run(const mmcr_train_config *cfg, const mmcr_logger *log,
                           cfg->batch, ds.n);
         goto done;
     }
+    /* --eval-image-size 0 means the images' own side: resolve it here, so the checkpoint (and the
+     * resume check) record the size the encoder is evaluated at. */
+    mmcr_train_config resolved = *cfg;
+    if (resolved.eval_image_size <= 0) resolved.eval_image_size = ds.h;
+    cfg = &resolved;
     float mean[3] = {0}, std[3] = {1, 1, 1};
     mmcr_dataset_stats(&ds, mean, std);
     mmcr_aug_config aug;
@@ -359,6 +366,14 @@ mmcr_status mmcr_train_run(const mmcr_train_config *cfg, const mmcr_logger *log,
                 mmcr_logf(log, MMCR_LOG_INFO, "step %ld/%ld  epoch %.2f  loss %.4f  ppe %.4f  |mu|^2 %.3f  lr %.2e  "
                           "%.0f img/s  ETA %s", step, total, (double)step / (double)per_epoch, res.loss, res.ppe,
                           res.mean_centroid_norm2, lr, rate, eta);
+        }
+        if (last && cfg->bn_recalibrate > 0 && mmcr_train_eval_image_size(cfg) != cfg->image_size) {
+            const double tr = mmcr_now();
+            st = mmcr_train_recalibrate_bn(cfg, model, &ds, mean, std, cfg->bn_recalibrate, 250, err);
+            if (st != MMCR_OK) goto done;
+            mmcr_logf(log, MMCR_LOG_INFO, "batch-norm statistics re-estimated at %dx%d on %d training images (%.1f s)",
+                      mmcr_train_eval_image_size(cfg), mmcr_train_eval_image_size(cfg),
+                      cfg->bn_recalibrate < ds.n ? cfg->bn_recalibrate : ds.n, mmcr_now() - tr);
         }
         if (step % cfg->checkpoint_every == 0 || last || out_of_time) {
             st = mmcr_checkpoint_save(ckpt, cfg, model, opt, step, mean, std, ds.c, err);

@@ -31,7 +31,7 @@ void mmcr_probe_config_default(mmcr_probe_config *c) {
     c->l2[1] = 1e-5;
     c->l2[2] = 1e-4;
     c->l2[3] = 1e-3;
-    c->epochs = 30;
+    c->epochs = 100; /* SSL papers train linear probes for 90-100 epochs; the count is chosen on validation */
     c->batch = 256;
     c->lr = 1e-3;
     c->seed = 0;

@@ -221,6 +221,12 @@ void mmcr_model_init(mmcr_model *m, uint64_t seed) {
             break;
         }
     }
+    mmcr_model_reset_bn_stats(m);
+    mmcr_model_zero_grad(m);
+    m->backward_ready = 0;
+}
+
+void mmcr_model_reset_bn_stats(mmcr_model *m) {
     /* Running mean 0, running variance 1 (as a fresh torch BatchNorm). */
     for (int t = 0; t < m->nbuf; t++) {
         const mmcr_tensor_info *ti = &m->buf_tensors[t];
@@ -229,9 +235,9 @@ void mmcr_model_init(mmcr_model *m, uint64_t seed) {
         const int is_var = len >= sl && strcmp(ti->name + len - sl, suffix) == 0;
         for (size_t i = 0; i < ti->size; i++) m->buffers[ti->offset + i] = is_var ? 1.0f : 0.0f;
     }
-    mmcr_model_zero_grad(m);
-    m->backward_ready = 0;
 }
+
+void mmcr_model_set_bn_momentum(mmcr_model *m, float momentum) { m->bn_momentum = momentum; }
 
 int mmcr_model_feature_dim(const mmcr_model *m) { return m->feat_dim; }
 int mmcr_model_embed_dim(const mmcr_model *m) { return m->embed_dim; }

@@ -151,6 +151,42 @@ int main(void) {
             CHECK(c3.image_size == 12 && mmcr_train_eval_image_size(&c3) == 16);
             CHECK(mmcr_model_get_config(me)->image_size == 16 && mmcr_model_get_config(mt)->image_size == 12);
             CHECK(memcmp(mmcr_model_params(me), mmcr_model_params(mt), sizeof(float) * mmcr_model_num_params(me)) == 0);
+            /* Recalibration: equal batches average to the statistics of one big batch (the stem's
+             * running mean agrees; variances differ by the between-batch spread); the parameters
+             * do not move. */
+            mmcr_dataset trd = {0};
+            CHECK(mmcr_train_load_dataset(&c3, "train", &trd, &err) == MMCR_OK);
+            mmcr_model *m2 = NULL;
+            CHECK(mmcr_checkpoint_load_model(cr, &m2, 32, 1, NULL, NULL, NULL, &err) == MMCR_OK);
+            const size_t nb = mmcr_model_num_buffers(me), np = mmcr_model_num_params(me);
+            float *before = malloc(sizeof(float) * nb), *pbefore = malloc(sizeof(float) * np);
+            if (m2 && before && pbefore) {
+                memcpy(before, mmcr_model_buffers(me), sizeof(float) * nb);
+                memcpy(pbefore, mmcr_model_params(me), sizeof(float) * np);
+                CHECK(mmcr_train_recalibrate_bn(&c3, me, &trd, mean, std, 96, 24, &err) == MMCR_OK);
+                CHECK(mmcr_train_recalibrate_bn(&c3, m2, &trd, mean, std, 96, 96, &err) == MMCR_OK);
+                CHECK(memcmp(pbefore, mmcr_model_params(me), sizeof(float) * np) == 0);
+                CHECK(memcmp(before, mmcr_model_buffers(me), sizeof(float) * nb) != 0);
+                int means = 0;
+                double maxdiff = 0;
+                for (int t = 0; t < mmcr_model_num_buffer_tensors(me); t++) {
+                    const mmcr_tensor_info *ti = mmcr_model_buffer_tensor(me, t);
+                    if (!strstr(ti->name, "running_mean")) continue;
+                    /* Only the stem's input is the same whatever the batching: deeper layers see
+                     * activations normalised with each batch's own statistics. */
+                    if (means++ > 0) break;
+                    for (size_t i = 0; i < ti->size; i++) {
+                        double ra = mmcr_model_buffers(me)[ti->offset + i], rb = mmcr_model_buffers(m2)[ti->offset + i];
+                        maxdiff = fmax(maxdiff, fabs(ra - rb) / (1e-3 + fabs(rb)));
+                    }
+                }
+                CHECK_MSG(maxdiff < 1e-4, "running means: 4 batches of 24 vs one of 96 differ by %g", maxdiff);
+                CHECK(mmcr_train_recalibrate_bn(&c3, me, &trd, mean, std, 0, 24, &err) == MMCR_ERR_ARG);
+            }
+            free(before);
+            free(pbefore);
+            mmcr_model_destroy(&m2);
+            mmcr_dataset_free(&trd);
             mmcr_dataset te = {0};
             CHECK(mmcr_train_load_dataset(&c3, "test", &te, &err) == MMCR_OK);
             const int fd = mmcr_model_feature_dim(me), nt = 40;
