@@ -19,10 +19,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 STEP_CONFIGS = [
-    ("demo: ResNet-18 w16, 28x28x1, P=128, K=2, 512->128",
-     dict(in_channels=1, image_size=28, width=16, batch=128, views=2, proj_hidden=512, proj_out=128)),
+    ("demo: ResNet-18 w16, 20x20x1 views, P=64, K=4, 512->128",
+     dict(in_channels=1, image_size=20, width=16, batch=64, views=4, proj_hidden=512, proj_out=128)),
     ("ResNet-18 w64, 32x32x3, P=64, K=2, 512->128",
      dict(in_channels=3, image_size=32, width=64, batch=64, views=2, proj_hidden=512, proj_out=128)),
+    ("first demo recipe: ResNet-18 w16, 28x28x1, P=128, K=2, 512->128",
+     dict(in_channels=1, image_size=28, width=16, batch=128, views=2, proj_hidden=512, proj_out=128)),
 ]
 LOSS_CONFIGS = [(256, 2, 128, 0.0), (1024, 2, 512, 0.0), (512, 16, 2048, 0.0), (2048, 2, 512, 0.0),
                 (256, 8, 128, 0.1)]
