@@ -24,6 +24,7 @@ import re
 import struct
 import sys
 import time
+import zlib
 
 import numpy as np
 import torch
@@ -381,14 +382,18 @@ def _worker_threads(_):
 
 def safetensors_write(path, tensors, metadata):
     """tensors: [(name, float32 numpy array)] in file order; metadata: {str: str}."""
-    header = {"__metadata__": metadata}
+    header = {"__metadata__": dict(metadata)}
     off = 0
     blobs = []
+    crc = 0
     for name, arr in tensors:
         a = np.ascontiguousarray(arr, dtype="<f4")
         header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [off, off + a.nbytes]}
         off += a.nbytes
         blobs.append(a.tobytes())
+        crc = zlib.crc32(blobs[-1], crc)
+    # As src/io/safetensors.c: zlib's CRC-32 of the whole data section, 8 lower-case hex digits.
+    header["__metadata__"]["mmcr.data_crc32"] = "%08x" % crc
     h = json.dumps(header, separators=(",", ":")).encode()
     h += b" " * ((8 - len(h) % 8) % 8)
     tmp = path + ".tmp"
