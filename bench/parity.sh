@@ -29,7 +29,7 @@ out=${MMCR_PARITY_OUT:-runs/parity}
 build=${MMCR_BUILD_DIR:-build}
 scripts/deps.sh build data bench
 echo "[parity] building (Release) in $build/" >&2
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DMMCR_BUILD_TESTS=OFF >/dev/null
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" -j "$(nproc)" --target mmcr >/dev/null
 mmcr=$build/mmcr
 mkdir -p "$out"

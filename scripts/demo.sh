@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 t_start=$(date +%s)
 scripts/deps.sh build data
 echo "[demo] building (Release) in build/"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DMMCR_BUILD_TESTS=OFF >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$(nproc)" --target mmcr >/dev/null
 mmcr=build/mmcr
 out=${MMCR_DEMO_OUT:-runs/demo}

@@ -5,6 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh build data
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DMMCR_BUILD_TESTS=OFF >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$(nproc)" --target mmcr >/dev/null
 build/mmcr multimodal compare "$@"

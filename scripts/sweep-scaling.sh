@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${MMCR:-}" ]; then
   scripts/deps.sh build data
-  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DMMCR_BUILD_TESTS=OFF >/dev/null
+  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
   cmake --build build -j "$(nproc)" --target mmcr >/dev/null
   MMCR=build/mmcr
 fi

@@ -10,8 +10,8 @@ if [ "${MMCR_SANITIZE:-0}" = 1 ]; then
 else
   dir=build; extra=(-DCMAKE_BUILD_TYPE=Release)
 fi
-# The demo and the benchmarks configure the same build/ without tests (a cached option), so
-# switch them on explicitly; and an empty suite is a failure, never a pass.
+# A build/ configured by hand with the tests off keeps that in its cache: switch them on
+# explicitly; and an empty suite is a failure, never a pass.
 extra+=(-DMMCR_BUILD_TESTS=ON)
 echo "[test] configuring and building in $dir/"
 cmake -S . -B "$dir" "${extra[@]}" >/dev/null

@@ -22,7 +22,7 @@ while [ $# -gt 0 ]; do
 done
 scripts/deps.sh build data
 echo "[curve] building (Release) in build/" >&2
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DMMCR_BUILD_TESTS=OFF >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j "$(nproc)" --target mmcr >/dev/null
 mmcr=build/mmcr
 out=${MMCR_CURVE_OUT:-runs/time-curve}
