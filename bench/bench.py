@@ -161,13 +161,15 @@ def main(argv=None):
         for name, cfg in (STEP_CONFIGS[:1] if a.only == "demo" else STEP_CONFIGS):
             for t in threads:
                 log("[bench] step: %s, %d thread(s), %d round(s)" % (name, t, rounds))
-                ours, theirs = Side(), Side()
+                ours, gemm, theirs = Side(), Side(), Side()
                 common = flags(cfg) + ["--threads", str(t), "--warmup", "1", "--steps", str(step_steps)]
                 alternate([(ours, [a.bin, "step"] + common, t, a.timeout),
-                           (theirs, torch_py + ["step"] + common, t, a.timeout)], rounds, log)
-                raw += [ours.info, theirs.info]
-                step_rows.append((name, t, cfg, ours, theirs))
-                log("  mmcr %s ms, torch %s ms" % (fmt(ours.med()), fmt(theirs.med())))
+                           (theirs, torch_py + ["step"] + common, t, a.timeout),
+                           (gemm, [a.bin, "step", "--conv", "gemm"] + common, t, a.timeout)], rounds, log)
+                raw += [ours.info, gemm.info, theirs.info]
+                step_rows.append((name, t, cfg, ours, gemm, theirs))
+                log("  mmcr %s ms (GEMM convolutions %s ms), torch %s ms"
+                    % (fmt(ours.med()), fmt(gemm.med()), fmt(theirs.med())))
     if a.only in ("loss", "all"):
         for P, K, D, lam in LOSS_CONFIGS:
             for t in threads:
@@ -217,12 +219,14 @@ def main(argv=None):
                  "the network. GFLOP/s = 3 x forward FLOPs x views / step time, forward FLOPs = 2 x multiply-adds "
                  "of every convolution and linear layer (batch-norm, ReLU, pooling and the loss not counted). "
                  "Speed ratio = PyTorch time / mmcr time (above 1: mmcr is faster). RSS = peak resident memory of "
-                 "the process (VmHWM)." + rest)
+                 "the process (VmHWM). mmcr runs its convolutions through oneDNN (the default); the GEMM column "
+                 "is the same step with `--conv gemm` (im2col + OpenBLAS sgemm), for comparison." + rest)
         L.append("")
         L.append("| configuration | threads | mmcr ms/step | PyTorch ms/step | mmcr views/s | PyTorch views/s "
-                 "| speed ratio | mmcr GFLOP/s (% peak) | PyTorch GFLOP/s (% peak) | mmcr RSS MB | PyTorch RSS MB |")
-        L.append("|---|---|---|---|---|---|---|---|---|---|---|")
-        for name, t, cfg, ours, theirs in step_rows:
+                 "| speed ratio | mmcr GFLOP/s (% peak) | PyTorch GFLOP/s (% peak) | mmcr RSS MB | PyTorch RSS MB "
+                 "| mmcr GEMM-conv ms/step (ratio) |")
+        L.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for name, t, cfg, ours, gemm, theirs in step_rows:
             views = cfg["batch"] * cfg["views"]
             info = ours.info or theirs.info
             fl = 3.0 * info["forward_flops_per_view"] * views if info else None
@@ -236,12 +240,14 @@ def main(argv=None):
                 g = fl / (side.med() * 1e-3) / 1e9
                 return "%.1f (%.0f%%)" % (g, 100 * g / peak[t]) if t in peak else "%.1f" % g
             ratio = theirs.med() / ours.med() if ours.med() and theirs.med() else None
-            L.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |"
+            gratio = theirs.med() / gemm.med() if gemm.med() and theirs.med() else None
+            L.append("| %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s (%s) |"
                      % (name, t, fmt(ours.med(), "%.0f"), fmt(theirs.med(), "%.0f"), fmt(rate(ours), "%.0f"),
                         fmt(rate(theirs), "%.0f"), fmt(ratio, "%.2f"), gf(ours), gf(theirs),
-                        fmt(ours.rss_mb(), "%.0f"), fmt(theirs.rss_mb(), "%.0f")))
+                        fmt(ours.rss_mb(), "%.0f"), fmt(theirs.rss_mb(), "%.0f"), fmt(gemm.med(), "%.0f"),
+                        fmt(gratio, "%.2f")))
         L.append("")
-        for name, t, cfg, ours, theirs in step_rows[::len(threads)]:
+        for name, t, cfg, ours, gemm, theirs in step_rows[::len(threads)]:
             info = ours.info or theirs.info
             if info:
                 L.append("- %s: %.1f MFLOP forward per view, %d parameters."

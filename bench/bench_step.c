@@ -4,6 +4,7 @@
  * twin (bench/torch_step.py), so each process's peak resident memory is its own.
  *
  *   bench_step step  --threads N --in-channels C --image-size S --width W --batch P --views K
+ *                    [--conv onednn|gemm]
  *                    --proj-hidden H --proj-out D [--warmup 1] [--steps 3]
  *   bench_step loss  --threads N --P P --K K --D D [--lambda 0] [--warmup 2] [--steps 10]
  *   bench_step sgemm --threads N [--n 2048] [--warmup 1] [--steps 5]
@@ -22,6 +23,7 @@
 
 typedef struct bench_args {
     const char *mode;
+    const char *conv; /* convolution kernels: onednn (the default) or gemm */
     int threads, in_channels, image_size, width, batch, views, proj_hidden, proj_out;
     int P, K, D, n, warmup, steps;
     double lambda;
@@ -44,12 +46,20 @@ static int parse_int(const char *flag, const char *v) {
 
 static void parse(bench_args *a, int argc, char **argv) {
     if (argc < 2) usage();
-    *a = (bench_args){.mode = argv[1], .threads = 1, .in_channels = 1, .image_size = 28, .width = 16,
+    *a = (bench_args){.mode = argv[1], .conv = "onednn", .threads = 1, .in_channels = 1, .image_size = 28, .width = 16,
                       .batch = 128, .views = 2, .proj_hidden = 512, .proj_out = 128, .P = 256, .K = 2, .D = 128,
                       .n = 2048, .warmup = -1, .steps = -1, .lambda = 0};
     for (int i = 2; i < argc; i += 2) {
         const char *f = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) usage();
+        if (!strcmp(f, "--conv")) {
+            if (strcmp(v, "onednn") && strcmp(v, "gemm")) {
+                fprintf(stderr, "bench_step: --conv expects onednn or gemm, got '%s'\n", v);
+                exit(2);
+            }
+            a->conv = v;
+            continue;
+        }
         if (!strcmp(f, "--lambda")) {
             a->lambda = strtod(v, NULL);
             continue;
@@ -136,6 +146,11 @@ static int bench_train_step(const bench_args *a) {
     mmcr_model *m = NULL;
     mmcr_status st = mmcr_model_create(&m, &mc, nviews, &err);
     if (st != MMCR_OK) die("mmcr_model_create", st, &err);
+    st = mmcr_model_set_conv_backend(m, strcmp(a->conv, "gemm") ? MMCR_CONV_ONEDNN : MMCR_CONV_GEMM);
+    if (st != MMCR_OK) {
+        fprintf(stderr, "bench_step: --conv %s is not available in this build\n", a->conv);
+        exit(2);
+    }
     mmcr_model_init(m, 0);
     const int D = mmcr_model_embed_dim(m);
     mmcr_loss *loss = NULL;
@@ -179,7 +194,8 @@ static int bench_train_step(const bench_args *a) {
         last_loss = res.loss;
     }
     const double fwd = mmcr_model_forward_flops(m);
-    printf("{\"side\":\"mmcr\",\"mode\":\"step\",\"threads\":%d,\"views\":%d,\"params\":%zu,", mmcr_get_threads(),
+    printf("{\"side\":\"mmcr\",\"mode\":\"step\",\"conv\":\"%s\",\"threads\":%d,\"views\":%d,\"params\":%zu,",
+           mmcr_conv_backend_name(mmcr_model_get_conv_backend(m)), mmcr_get_threads(),
            nviews, mmcr_model_num_params(m));
     print_times(ms + a->warmup, a->steps);
     printf(",\"forward_flops_per_view\":%.6g,\"last_loss\":%.6g,\"maxrss_kb\":%ld}\n", fwd, last_loss, maxrss_kb());

@@ -1,14 +1,14 @@
 /* How fast would oneDNN run the convolutions of one demo training step?
  *
- * The demo step (ResNet-18 width 16, 256 views of 20x20x1) spends about 80 % of its time in
- * im2col + OpenBLAS sgemm (docs/performance.md). This probe times oneDNN's convolution primitives
+ * With im2col + OpenBLAS sgemm convolutions the demo step (ResNet-18 width 16, 256 views of
+ * 20x20x1) spent about 80 % of its time in them (docs/performance.md). This probe times oneDNN's convolution primitives
  * on the same layer shapes (forward training + backward data + backward weights, memory formats
  * chosen by oneDNN), and separately the reorders a caller that keeps plain NCHW activations
  * between layers would pay (src in, dst out, diff_dst in, diff_src out). Inputs are arbitrary
  * (timing only); each layer's time is the best of 10 repetitions.
  *
- * Not part of the build: oneDNN is not a dependency of libmmcr. To run it:
- *   apt-get install libdnnl-dev
+ * This probe is what led to src/nn/conv2d_onednn.c (the model's convolutions now run on these
+ * kernels). Not part of the build; to run it (libdnnl-dev is a build dependency of libmmcr):
  *   gcc -O2 -std=c11 -fopenmp -Wall -Wextra -Werror dev/onednn_conv_probe.c -ldnnl -o /tmp/probe
  *   /tmp/probe 2     # threads
  */

@@ -7,7 +7,7 @@ pkgs=()
 for g in "${groups[@]}"; do
   case "$g" in
     build) pkgs+=(build-essential cmake pkg-config libopenblas-openmp-dev liblapacke-dev zlib1g-dev
-                  libpng-dev libjpeg62-turbo-dev libgsl-dev libcairo2-dev fonts-dejavu-core) ;;
+                  libpng-dev libjpeg62-turbo-dev libgsl-dev libcairo2-dev libdnnl-dev fonts-dejavu-core) ;;
     data)  pkgs+=(dataset-fashion-mnist ruby-gemojione) ;;
     bench) pkgs+=(python3-torch python3-numpy python3-torchvision python3-matplotlib) ;;
     mpi)   pkgs+=(libopenmpi-dev openmpi-bin) ;;

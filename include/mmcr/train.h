@@ -44,6 +44,7 @@ typedef struct mmcr_train_config {
     /* run */
     int seed;
     int threads;
+    int conv; /* convolution kernels: 0 = oneDNN, 1 = im2col + GEMM (mmcr_conv_backend) */
     char out[MMCR_OPT_STRLEN];        /* run directory */
     int log_every, checkpoint_every;  /* steps */
     int resume;

@@ -134,10 +134,11 @@ static mmcr_status restore_model(const mmcr_safetensors *st, const char *path, m
 }
 
 /* Options that may change when a run is resumed: where and how it runs and reports, and how long
- * it trains. Everything else defines the run, so a change would silently make a different one. */
+ * it trains. Everything else defines the run, so a change would silently make a different one.
+ * (The convolution kernels, like the thread count, change results only by float rounding.) */
 static int may_change_on_resume(const char *name) {
-    static const char *const ok[] = {"data-dir", "threads", "out", "resume", "log-every", "checkpoint-every", "quiet",
-                                     "time-budget", "stop-at", "max-steps", "epochs"};
+    static const char *const ok[] = {"data-dir", "threads", "conv", "out", "resume", "log-every", "checkpoint-every",
+                                     "quiet", "time-budget", "stop-at", "max-steps", "epochs"};
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++)
         if (strcmp(name, ok[i]) == 0) return 1;
     return 0;

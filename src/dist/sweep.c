@@ -48,7 +48,7 @@ static char *base_config_json(const mmcr_sweep_config *cfg) {
     mmcr_train_config b = cfg->base;
     /* Fields the grid sets per run, and fields that do not change results. */
     b.batch = b.proj_out = b.views = b.max_steps = b.width = b.seed = 0;
-    b.epochs = 0, b.time_budget = 0, b.stop_at = 0, b.resume = 0, b.quiet = 0, b.threads = 0;
+    b.epochs = 0, b.time_budget = 0, b.stop_at = 0, b.resume = 0, b.quiet = 0, b.threads = 0, b.conv = 0;
     b.log_every = b.checkpoint_every = 0;
     b.out[0] = '\0';
     char *text = NULL;

@@ -205,6 +205,11 @@ mmcr_status mmcr_train_run(const mmcr_train_config *cfg, const mmcr_logger *log,
     const int nviews = cfg->batch * cfg->views;
     st = mmcr_model_create(&model, &mc, nviews, err);
     if (st != MMCR_OK) goto done;
+    if (mmcr_model_set_conv_backend(model, (mmcr_conv_backend)cfg->conv) != MMCR_OK) {
+        st = mmcr_err_set(err, MMCR_ERR_ARG, "option --conv: %s kernels are not available in this build",
+                          mmcr_conv_backend_name((mmcr_conv_backend)cfg->conv));
+        goto done;
+    }
     mmcr_model_init(model, (uint64_t)cfg->seed);
     const int D = mmcr_model_embed_dim(model);
     st = mmcr_loss_create(&loss, cfg->batch, cfg->views, D, cfg->lambda, err);
@@ -293,8 +298,9 @@ mmcr_status mmcr_train_run(const mmcr_train_config *cfg, const mmcr_logger *log,
     }
     mmcr_logf(log, MMCR_LOG_INFO,
               "training on %s: %d images %dx%dx%d, P=%d K=%d D=%d, %ld steps (%ld per epoch), %zu parameters, "
-              "%d threads", dataset_names[cfg->dataset], ds.n, ds.c, ds.h, ds.w, cfg->batch, cfg->views, D, total,
-              per_epoch, mmcr_model_num_params(model), mmcr_get_threads());
+              "%d threads, %s convolutions", dataset_names[cfg->dataset], ds.n, ds.c, ds.h, ds.w, cfg->batch, cfg->views,
+              D, total, per_epoch, mmcr_model_num_params(model), mmcr_get_threads(),
+              mmcr_conv_backend_name(mmcr_model_get_conv_backend(model)));
 
     const double t0 = mmcr_now();
     double t_window = t0;

@@ -9,7 +9,7 @@
  * two to four parallel regions, and with libgomp's default spinning wait policy every region
  * costs a scheduler time slice whenever another process (or a data-loader thread) holds one
  * of the cores: measured 2-4x slower than whole-batch GEMMs on a loaded 2-core machine. So the
- * small chunks are used with one thread or with OMP_WAIT_POLICY=passive; otherwise one GEMM
+ * small chunks are used with one thread, OMP_WAIT_POLICY=passive or a short GOMP_SPINCOUNT; otherwise one GEMM
  * covers up to CONV_COL_MAX floats (the whole batch for the demo network). */
 #include "nn/nn_internal.h"
 
@@ -36,10 +36,12 @@ static int conv_is_same(const mmcr_conv2d_desc *d, int h, int w, int ho, int wo)
     return d->stride == 1 && ho == h && wo == w && 2 * d->pad == d->k - 1;
 }
 
-/* Whether waiting OpenMP threads sleep instead of spinning (libgomp reads the same variable). */
+/* Whether waiting OpenMP threads sleep instead of spinning, or spin only briefly (libgomp reads
+ * the same variables; the mmcr CLI sets GOMP_SPINCOUNT=3000). */
 static int conv_waits_passively(void) {
-    const char *v = getenv("OMP_WAIT_POLICY");
-    return v && (v[0] == 'p' || v[0] == 'P');
+    const char *v = getenv("OMP_WAIT_POLICY"), *c = getenv("GOMP_SPINCOUNT");
+    if (v && (v[0] == 'p' || v[0] == 'P')) return 1;
+    return c && *c >= '0' && *c <= '9' && strtol(c, NULL, 10) <= 100000;
 }
 
 static int conv_chunk_images(const mmcr_conv2d_desc *d, int n, int ho, int wo, size_t budget) {

@@ -172,6 +172,13 @@ mmcr_status mmcr_model_create(mmcr_model **out, const mmcr_model_config *cfg, in
         return MMCR_ERR_NOMEM;
     }
     model_carve(m, m->arena);
+    /* oneDNN when built in and its engine starts; otherwise GEMM (same results). */
+    m->dnnl = nn_dnnl_create();
+    if (m->dnnl && mmcr_nn_resnet_dnnl_init(m)) {
+        mmcr_model_destroy(&m);
+        return mmcr_err_set(err, MMCR_ERR_NOMEM, "model: out of memory setting up the convolution kernels");
+    }
+    m->use_dnnl = m->dnnl != NULL;
     mmcr_model_init(m, 0);
     *out = m;
     return MMCR_OK;
@@ -180,6 +187,8 @@ mmcr_status mmcr_model_create(mmcr_model **out, const mmcr_model_config *cfg, in
 void mmcr_model_destroy(mmcr_model **pm) {
     if (!pm || !*pm) return;
     mmcr_model *m = *pm;
+    mmcr_nn_resnet_dnnl_free(m);
+    nn_dnnl_destroy(m->dnnl);
     mmcr_free(m->arena);
     mmcr_free(m->params);
     mmcr_free(m->grads);
@@ -238,6 +247,24 @@ void mmcr_model_reset_bn_stats(mmcr_model *m) {
 }
 
 void mmcr_model_set_bn_momentum(mmcr_model *m, float momentum) { m->bn_momentum = momentum; }
+
+mmcr_status mmcr_model_set_conv_backend(mmcr_model *m, mmcr_conv_backend backend) {
+    if (backend == MMCR_CONV_GEMM) {
+        m->use_dnnl = 0;
+        return MMCR_OK;
+    }
+    if (backend != MMCR_CONV_ONEDNN || !m->dnnl) return MMCR_ERR_ARG;
+    m->use_dnnl = 1;
+    return MMCR_OK;
+}
+
+mmcr_conv_backend mmcr_model_get_conv_backend(const mmcr_model *m) {
+    return m->use_dnnl ? MMCR_CONV_ONEDNN : MMCR_CONV_GEMM;
+}
+
+const char *mmcr_conv_backend_name(mmcr_conv_backend backend) {
+    return backend == MMCR_CONV_ONEDNN ? "onednn" : "gemm";
+}
 
 int mmcr_model_feature_dim(const mmcr_model *m) { return m->feat_dim; }
 int mmcr_model_embed_dim(const mmcr_model *m) { return m->embed_dim; }

@@ -4,6 +4,7 @@
 #define MMCR_NN_MODEL_INTERNAL_H
 
 #include "mmcr/nn.h"
+#include "nn/nn_internal.h"
 
 /* How mmcr_model_init fills a tensor (torchvision / torch.nn defaults). */
 typedef enum nn_init_kind {
@@ -17,6 +18,7 @@ typedef struct nn_conv {
     mmcr_conv2d_desc d;
     int h, w, ho, wo; /* input and output spatial size */
     int wt;           /* parameter tensor index */
+    nn_dnnl_conv *dnnl; /* oneDNN kernels for this layer (NULL: GEMM only) */
 } nn_conv;
 
 typedef struct nn_bn {
@@ -81,6 +83,10 @@ struct mmcr_model {
     float *ws;                /* conv workspace */
     size_t act_max, ws_floats;
 
+    /* Convolution kernels: oneDNN context (NULL when unavailable) and whether it is used. */
+    nn_dnnl *dnnl;
+    int use_dnnl;
+
     int last_n;
     int backward_ready; /* last forward was train=1, project=1 */
 };
@@ -93,6 +99,8 @@ int mmcr_nn_add_tensor(mmcr_model *m, int buffer, const char *name, int ndim, co
 /* resnet.c */
 int mmcr_nn_resnet_plan(mmcr_model *m);                    /* tables + descriptors; 0 or -1 (NOMEM) */
 size_t mmcr_nn_resnet_carve(mmcr_model *m, float *base); /* assigns pointers when base != NULL */
+int mmcr_nn_resnet_dnnl_init(mmcr_model *m);     /* per-layer oneDNN objects; 0 or -1 */
+void mmcr_nn_resnet_dnnl_free(mmcr_model *m);
 void mmcr_nn_resnet_forward(mmcr_model *m, int n, int train);
 void mmcr_nn_resnet_backward(mmcr_model *m, int n);
 double mmcr_nn_resnet_flops(const mmcr_model *m);

@@ -24,4 +24,20 @@ void mmcr_bn1d_backward_fused(float *dx, float *dgamma, float *dbeta, const floa
 void mmcr_conv2d_backward_acc(float *dx, float *dwt, const float *dy, const float *x, const float *wt,
                               const mmcr_conv2d_desc *d, int n, int h, int w, float *ws, int accumulate_dx);
 
+/* oneDNN convolutions (conv2d_onednn.c). A context (engine, stream, scratch shared by all layers)
+ * per model and one object per conv layer. forward/backward return -1, having written nothing,
+ * when no oneDNN primitive can be built for this batch size; the caller then uses the im2col
+ * path. Without oneDNN at build time nn_dnnl_create returns NULL. backward accumulates into dwt
+ * and writes (or with accumulate_dx adds into) dx, exactly as mmcr_conv2d_backward_acc. */
+typedef struct nn_dnnl nn_dnnl;
+typedef struct nn_dnnl_conv nn_dnnl_conv;
+int nn_dnnl_available(void);
+nn_dnnl *nn_dnnl_create(void);
+void nn_dnnl_destroy(nn_dnnl *c);
+nn_dnnl_conv *nn_dnnl_conv_create(nn_dnnl *ctx, const mmcr_conv2d_desc *d, int h, int w);
+void nn_dnnl_conv_destroy(nn_dnnl_conv *cv);
+int nn_dnnl_conv_forward(nn_dnnl_conv *cv, float *y, const float *x, const float *wt, int n);
+int nn_dnnl_conv_backward(nn_dnnl_conv *cv, float *dx, float *dwt, const float *dy, const float *x,
+                          const float *wt, int n, int accumulate_dx);
+
 #endif

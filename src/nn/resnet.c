@@ -143,12 +143,55 @@ static void bn_bwd(mmcr_model *m, const nn_bn *bn, float *dx, const float *dy, c
                            bn->save_invstd, nn_param(m, bn->gamma), &d, mm, relu_y);
 }
 
+/* Every conv layer of the encoder, for the loops below. */
+static int conv_list(mmcr_model *m, nn_conv **out) {
+    int k = 0;
+    out[k++] = &m->stem;
+    for (int i = 0; i < m->nblocks; i++) {
+        out[k++] = &m->blocks[i].conv1;
+        out[k++] = &m->blocks[i].conv2;
+        if (m->blocks[i].has_down) out[k++] = &m->blocks[i].down;
+    }
+    return k;
+}
+
+int mmcr_nn_resnet_dnnl_init(mmcr_model *m) {
+    if (!m->dnnl) return 0;
+    nn_conv **all = malloc((size_t)(3 * m->nblocks + 1) * sizeof *all);
+    if (!all) return -1;
+    const int k = conv_list(m, all);
+    int rc = 0;
+    for (int i = 0; i < k && !rc; i++) {
+        all[i]->dnnl = nn_dnnl_conv_create(m->dnnl, &all[i]->d, all[i]->h, all[i]->w);
+        if (!all[i]->dnnl) rc = -1;
+    }
+    free(all);
+    return rc;
+}
+
+void mmcr_nn_resnet_dnnl_free(mmcr_model *m) {
+    if (!m->blocks && !m->stem.dnnl) return;
+    nn_dnnl_conv_destroy(m->stem.dnnl);
+    m->stem.dnnl = NULL;
+    for (int i = 0; m->blocks && i < m->nblocks; i++) {
+        nn_block *b = &m->blocks[i];
+        nn_dnnl_conv_destroy(b->conv1.dnnl);
+        nn_dnnl_conv_destroy(b->conv2.dnnl);
+        nn_dnnl_conv_destroy(b->down.dnnl);
+        b->conv1.dnnl = b->conv2.dnnl = b->down.dnnl = NULL;
+    }
+}
+
 static void conv_fwd(mmcr_model *m, const nn_conv *cv, float *y, const float *x, int n) {
+    if (m->use_dnnl && cv->dnnl && nn_dnnl_conv_forward(cv->dnnl, y, x, nn_param(m, cv->wt), n) == 0) return;
     mmcr_conv2d_forward(y, x, nn_param(m, cv->wt), &cv->d, n, cv->h, cv->w, m->ws);
 }
 
 static void conv_bwd(mmcr_model *m, const nn_conv *cv, float *dx, const float *dy, const float *x, int n,
                      int accumulate) {
+    if (m->use_dnnl && cv->dnnl &&
+        nn_dnnl_conv_backward(cv->dnnl, dx, nn_grad(m, cv->wt), dy, x, nn_param(m, cv->wt), n, accumulate) == 0)
+        return;
     mmcr_conv2d_backward_acc(dx, nn_grad(m, cv->wt), dy, x, nn_param(m, cv->wt), &cv->d, n, cv->h, cv->w, m->ws,
                              accumulate);
 }

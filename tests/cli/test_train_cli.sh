@@ -54,6 +54,18 @@ grep -q '"steps":6' "$tmp/out" && ok || bad "train summary"
 expect_rc 0 "resume to 8 steps" "$mmcr" train "${small[@]}" --out "$tmp/run" --max-steps 8 --log-every 1 --quiet --resume
 [ "$(wc -l < "$tmp/run/metrics.jsonl")" = 8 ] && ok || bad "resumed metrics should have 8 lines"
 
+# --conv gemm (im2col + sgemm instead of oneDNN): the same first-step loss to float rounding; a
+# run may be resumed with the other kernels (like --threads, they are not part of the run).
+expect_rc 2 "bad --conv" "$mmcr" train "${small[@]}" --conv fft --out "$tmp/g0" --max-steps 1
+expect_err "conv" "bad --conv"
+expect_rc 0 "gemm convolutions" "$mmcr" train "${small[@]}" --conv gemm --out "$tmp/gemm" --max-steps 4 --log-every 1 --quiet
+grep -q '"conv": *"gemm"' "$tmp/gemm/config.json" && ok || bad "config.json lacks conv"
+l1=$(head -n 1 "$tmp/run/metrics.jsonl" | sed -n 's/.*"loss":\([-0-9.e]*\).*/\1/p')
+l2=$(head -n 1 "$tmp/gemm/metrics.jsonl" | sed -n 's/.*"loss":\([-0-9.e]*\).*/\1/p')
+awk -v a="$l1" -v b="$l2" 'BEGIN { d = a - b; if (d < 0) d = -d; s = a < 0 ? -a : a; exit !(a != "" && d <= 1e-4 * s) }' \
+  && ok || bad "first-step loss differs between kernels: '$l1' vs '$l2'"
+expect_rc 0 "resume with other kernels" "$mmcr" train "${small[@]}" --out "$tmp/gemm" --max-steps 6 --log-every 1 --quiet --resume
+
 # --time-budget re-plans the schedule so it completes: the last lr is the one-cycle floor.
 expect_rc 0 "time budget" "$mmcr" train "${small[@]}" --out "$tmp/budget" --max-steps 1000000 --time-budget 2 --log-every 1 --quiet
 last=$(tail -n 1 "$tmp/budget/metrics.jsonl")

@@ -1,0 +1,160 @@
+/* oneDNN convolutions (the model's default kernels) against the direct reference: forward,
+ * backward data and weights, the accumulate semantics of both gradients, dx == NULL, batch sizes
+ * that change between calls (more of them than the per-layer cache holds), and one and two
+ * threads. Also the model-level switch: the same model with GEMM and with oneDNN kernels gives
+ * the same embeddings and gradients. */
+#include "mmcr/nn.h"
+#include "nn/nn_internal.h"
+#include "test_util.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct conv_case {
+    int cin, cout, k, stride, pad, h, w;
+} conv_case;
+
+static const conv_case cases[] = {
+    {3, 5, 3, 1, 1, 7, 6},    {5, 4, 3, 2, 1, 9, 8},   {7, 3, 1, 1, 0, 5, 5},  {6, 9, 1, 2, 0, 7, 7},
+    {2, 3, 7, 1, 3, 10, 9},   {3, 4, 7, 2, 3, 11, 11}, {9, 11, 3, 1, 0, 6, 5}, {1, 8, 3, 1, 1, 6, 6},
+    {4, 4, 3, 2, 0, 8, 8},    {3, 2, 3, 2, 1, 1, 1},   {13, 6, 3, 2, 1, 4, 4}, {2, 2, 3, 1, 1, 1, 1},
+    /* The demo network's shapes: blocked-layout kernels with 16..64 channels. */
+    {1, 16, 3, 1, 1, 20, 20}, {16, 16, 3, 1, 1, 20, 20}, {16, 32, 3, 2, 1, 20, 20}, {16, 32, 1, 2, 0, 20, 20},
+    {32, 64, 3, 2, 1, 10, 10}, {64, 64, 3, 1, 1, 5, 5},
+};
+
+static void fill(float *a, size_t n, mmcr_rng *r, double scale) {
+    for (size_t i = 0; i < n; i++) a[i] = (float)(scale * mmcr_rng_normal(r));
+}
+
+static double rel_err(const float *a, const float *b, size_t n) {
+    double e = 0, m = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (d > e || d != d) e = d;
+        if (fabs((double)b[i]) > m) m = fabs((double)b[i]);
+    }
+    return e / (m + 1e-30);
+}
+
+static void run_case(nn_dnnl *ctx, const conv_case *cc, int ci) {
+    mmcr_conv2d_desc d = {cc->cin, cc->cout, cc->k, cc->stride, cc->pad};
+    const int h = cc->h, w = cc->w;
+    const int ho = mmcr_conv_out(h, d.k, d.stride, d.pad), wo = mmcr_conv_out(w, d.k, d.stride, d.pad);
+    nn_dnnl_conv *cv = nn_dnnl_conv_create(ctx, &d, h, w);
+    CHECK(cv != NULL);
+    /* Batch sizes in an order that revisits, evicts (6 distinct > 4 cached) and rebuilds. */
+    static const int ns[] = {3, 1, 3, 5, 2, 7, 4, 3};
+    mmcr_rng rng;
+    mmcr_rng_seed(&rng, 7, (uint64_t)ci, 0, 0);
+    for (size_t t = 0; t < sizeof ns / sizeof ns[0]; t++) {
+        const int n = ns[t];
+        const size_t nx = (size_t)d.cin * n * h * w, ny = (size_t)d.cout * n * ho * wo;
+        const size_t nw = (size_t)d.cout * d.cin * d.k * d.k;
+        float *x = malloc(nx * 4), *wt = malloc(nw * 4), *dy = malloc(ny * 4), *y = malloc(ny * 4);
+        float *yr = malloc(ny * 4), *dx = malloc(nx * 4), *dxr = malloc(nx * 4), *base = malloc(nx * 4);
+        float *dw = malloc(nw * 4), *dwr = malloc(nw * 4), *dw0 = malloc(nw * 4);
+        fill(x, nx, &rng, 1.0);
+        fill(wt, nw, &rng, 0.5);
+        fill(dy, ny, &rng, 1.0);
+        fill(dw0, nw, &rng, 1.0);
+        fill(y, ny, &rng, 50.0); /* stale output must be overwritten */
+
+        CHECK(nn_dnnl_conv_forward(cv, y, x, wt, n) == 0);
+        mmcr_conv2d_forward_ref(yr, x, wt, &d, n, h, w);
+        double e = rel_err(y, yr, ny);
+        CHECK_MSG(e < 1e-5, "case %d n %d forward rel err %g", ci, n, e);
+
+        /* dx overwritten (garbage before), dW added onto dw0. */
+        fill(dx, nx, &rng, 50.0);
+        memcpy(dw, dw0, nw * 4);
+        memcpy(dwr, dw0, nw * 4);
+        CHECK(nn_dnnl_conv_backward(cv, dx, dw, dy, x, wt, n, 0) == 0);
+        mmcr_conv2d_backward_ref(dxr, dwr, dy, x, wt, &d, n, h, w);
+        e = rel_err(dx, dxr, nx);
+        CHECK_MSG(e < 1e-5, "case %d n %d dx rel err %g", ci, n, e);
+        e = rel_err(dw, dwr, nw);
+        CHECK_MSG(e < 1e-5, "case %d n %d dW rel err %g", ci, n, e);
+
+        /* Accumulating dx: base + dx; dx == NULL leaves only dW, added again. */
+        fill(base, nx, &rng, 1.0);
+        memcpy(dx, base, nx * 4);
+        memcpy(dw, dw0, nw * 4);
+        CHECK(nn_dnnl_conv_backward(cv, dx, dw, dy, x, wt, n, 1) == 0);
+        for (size_t i = 0; i < nx; i++) dx[i] -= base[i];
+        e = rel_err(dx, dxr, nx);
+        CHECK_MSG(e < 1e-5, "case %d n %d accumulated dx rel err %g", ci, n, e);
+        CHECK(nn_dnnl_conv_backward(cv, NULL, dw, dy, x, wt, n, 0) == 0);
+        for (size_t i = 0; i < nw; i++) dw[i] -= dwr[i] - dw0[i]; /* twice the gradient minus once */
+        e = rel_err(dw, dwr, nw);
+        CHECK_MSG(e < 1e-5, "case %d n %d dW accumulated twice rel err %g", ci, n, e);
+        free(x), free(wt), free(dy), free(y), free(yr), free(dx), free(dxr), free(base);
+        free(dw), free(dwr), free(dw0);
+    }
+    nn_dnnl_conv_destroy(cv);
+}
+
+/* One small ResNet with both kernel sets: same embeddings, same gradients. */
+static void test_model_backends(void) {
+    mmcr_model_config c;
+    mmcr_model_config_default(&c);
+    c.in_channels = 1;
+    c.image_size = 12;
+    c.width = 16;
+    c.proj_hidden = 32;
+    c.proj_out = 8;
+    const int n = 6;
+    mmcr_model *m = NULL;
+    CHECK(mmcr_model_create(&m, &c, n, NULL) == MMCR_OK);
+    mmcr_model_init(m, 5);
+    CHECK(mmcr_model_get_conv_backend(m) == MMCR_CONV_ONEDNN);
+    CHECK(strcmp(mmcr_conv_backend_name(MMCR_CONV_ONEDNN), "onednn") == 0);
+    const size_t np = mmcr_model_num_params(m), ne = (size_t)n * 8;
+    float *img = malloc((size_t)n * 144 * 4), *dz = malloc(ne * 4), *e1 = malloc(ne * 4), *g1 = malloc(np * 4);
+    mmcr_rng rng;
+    mmcr_rng_seed(&rng, 11, 0, 0, 0);
+    fill(img, (size_t)n * 144, &rng, 1.0);
+    fill(dz, ne, &rng, 1.0);
+    float *b0 = malloc(mmcr_model_num_buffers(m) * 4);
+    memcpy(b0, mmcr_model_buffers(m), mmcr_model_num_buffers(m) * 4);
+    for (int pass = 0; pass < 2; pass++) {
+        CHECK(mmcr_model_set_conv_backend(m, pass ? MMCR_CONV_GEMM : MMCR_CONV_ONEDNN) == MMCR_OK);
+        memcpy(mmcr_model_buffers(m), b0, mmcr_model_num_buffers(m) * 4);
+        mmcr_model_zero_grad(m);
+        const float *emb;
+        CHECK(mmcr_model_forward(m, img, n, 1, 1, NULL, &emb) == MMCR_OK);
+        mmcr_model_backward(m, dz);
+        if (pass == 0) {
+            memcpy(e1, emb, ne * 4);
+            memcpy(g1, mmcr_model_grads(m), np * 4);
+        } else {
+            double e = rel_err(e1, emb, ne);
+            CHECK_MSG(e < 1e-4, "embeddings differ between kernels: %g", e);
+            e = rel_err(g1, mmcr_model_grads(m), np);
+            CHECK_MSG(e < 1e-3, "gradients differ between kernels: %g", e);
+        }
+    }
+    CHECK(mmcr_model_get_conv_backend(m) == MMCR_CONV_GEMM);
+    CHECK(mmcr_model_set_conv_backend(m, (mmcr_conv_backend)7) == MMCR_ERR_ARG);
+    mmcr_model_destroy(&m);
+    free(img), free(dz), free(e1), free(g1), free(b0);
+}
+
+int main(void) {
+    if (!nn_dnnl_available()) {
+        /* Built without oneDNN: no context, and models use GEMM. */
+        CHECK(nn_dnnl_create() == NULL);
+        return test_finish("test_conv2d_onednn");
+    }
+    nn_dnnl *ctx = nn_dnnl_create();
+    CHECK(ctx != NULL);
+    for (int threads = 2; threads >= 1; threads--) {
+        mmcr_set_threads(threads);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(ctx, &cases[i], (int)i);
+    }
+    nn_dnnl_destroy(ctx);
+    mmcr_set_threads(2);
+    test_model_backends();
+    return test_finish("test_conv2d_onednn");
+}
