@@ -12,6 +12,9 @@
 extern "C" {
 #endif
 
+/* Values of mmcr_train_config.conv (the order of the --conv choices). */
+enum { MMCR_TRAIN_CONV_AUTO = 0, MMCR_TRAIN_CONV_ONEDNN = 1, MMCR_TRAIN_CONV_GEMM = 2 };
+
 typedef struct mmcr_train_config {
     /* data */
     int dataset;                     /* index into "fashion-mnist|mnist|cifar10|cifar100" */
@@ -44,7 +47,7 @@ typedef struct mmcr_train_config {
     /* run */
     int seed;
     int threads;
-    int conv; /* convolution kernels: 0 = oneDNN, 1 = im2col + GEMM (mmcr_conv_backend) */
+    int conv; /* convolution kernels: MMCR_TRAIN_CONV_* */
     char out[MMCR_OPT_STRLEN];        /* run directory */
     int log_every, checkpoint_every;  /* steps */
     int resume;

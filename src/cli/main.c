@@ -36,7 +36,8 @@ static void ensure_short_spin_openmp(char **argv) {
     setenv("GOMP_SPINCOUNT", "3000", 1);
     setenv("MMCR_NO_REEXEC", "1", 1);
     execv("/proc/self/exe", argv);
-    /* If exec fails we simply run with the default policy. */
+    /* If exec fails we run with the default policy, and say so to anyone reading the variable. */
+    unsetenv("GOMP_SPINCOUNT");
 }
 
 int main(int argc, char **argv) {

@@ -68,8 +68,9 @@ static const mmcr_option train_options[] = {
     {"erase-scale-max", MMCR_OPT_DOUBLE, OFF(erase_scale_max), "0.33", 0.0001, 1, NULL, "erasing: max area"},
     {"seed", MMCR_OPT_INT, OFF(seed), "0", 0, 2147483647, NULL, "seed of every random stream"},
     {"threads", MMCR_OPT_INT, OFF(threads), "0", 0, 1024, NULL, "threads (0 = all cores)"},
-    {"conv", MMCR_OPT_CHOICE, OFF(conv), "onednn", 0, 0, "onednn|gemm",
-     "convolution kernels: oneDNN, or im2col + OpenBLAS sgemm (same results to float rounding)"},
+    {"conv", MMCR_OPT_CHOICE, OFF(conv), "auto", 0, 0, "auto|onednn|gemm",
+     "convolution kernels: oneDNN, or im2col + OpenBLAS sgemm (same results to float rounding); auto = oneDNN when "
+     "available"},
     {"out", MMCR_OPT_STRING, OFF(out), "runs/train", 0, 0, NULL, "run directory (config, metrics, checkpoints)"},
     {"log-every", MMCR_OPT_INT, OFF(log_every), "10", 1, BIG, NULL, "steps between metric lines"},
     {"checkpoint-every", MMCR_OPT_INT, OFF(checkpoint_every), "500", 1, BIG, NULL, "steps between checkpoints"},

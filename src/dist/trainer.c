@@ -205,9 +205,13 @@ mmcr_status mmcr_train_run(const mmcr_train_config *cfg, const mmcr_logger *log,
     const int nviews = cfg->batch * cfg->views;
     st = mmcr_model_create(&model, &mc, nviews, err);
     if (st != MMCR_OK) goto done;
-    if (mmcr_model_set_conv_backend(model, (mmcr_conv_backend)cfg->conv) != MMCR_OK) {
-        st = mmcr_err_set(err, MMCR_ERR_ARG, "option --conv: %s kernels are not available in this build",
-                          mmcr_conv_backend_name((mmcr_conv_backend)cfg->conv));
+    /* --conv auto keeps the model's choice (oneDNN when this build has it and it starts). */
+    if (cfg->conv != MMCR_TRAIN_CONV_AUTO &&
+        mmcr_model_set_conv_backend(model, cfg->conv == MMCR_TRAIN_CONV_GEMM ? MMCR_CONV_GEMM : MMCR_CONV_ONEDNN) !=
+            MMCR_OK) {
+        st = mmcr_err_set(err, MMCR_ERR_ARG,
+                          "option --conv onednn: oneDNN kernels are not available (libmmcr was built without oneDNN "
+                          "or its CPU engine did not start); use --conv auto or gemm");
         goto done;
     }
     mmcr_model_init(model, (uint64_t)cfg->seed);
@@ -314,7 +318,14 @@ mmcr_status mmcr_train_run(const mmcr_train_config *cfg, const mmcr_logger *log,
         const float *feat, *emb;
         mmcr_model_zero_grad(model);
         st = mmcr_model_forward(model, b->images, nviews, 1, 1, &feat, &emb);
-        if (st != MMCR_OK) goto done;
+        if (st != MMCR_OK) {
+            /* The only refusal left here: training-mode batch norm needs two values per channel. */
+            st = mmcr_err_set(err, MMCR_ERR_ARG,
+                              "options --batch %d x --views %d: %d views of %dx%d leave batch norm fewer than two "
+                              "values per channel at the network's last stage (use more views, a larger batch or "
+                              "a larger --image-size)", cfg->batch, cfg->views, nviews, ds.h, ds.w);
+            goto done;
+        }
         st = mmcr_loss_forward_f32(loss, emb, &res, err);
         if (st == MMCR_ERR_NONFINITE) {
             st = mmcr_err_set(err, MMCR_ERR_NONFINITE,

@@ -56,6 +56,8 @@ expect_rc 0 "resume to 8 steps" "$mmcr" train "${small[@]}" --out "$tmp/run" --m
 
 # --conv gemm (im2col + sgemm instead of oneDNN): the same first-step loss to float rounding; a
 # run may be resumed with the other kernels (like --threads, they are not part of the run).
+expect_rc 1 "one value per BN channel" "$mmcr" train "${small[@]}" --batch 1 --views 1 --image-size 8 --proj-hidden 0 --out "$tmp/bn1" --max-steps 1
+expect_err "batch norm" "one value per BN channel"
 expect_rc 2 "bad --conv" "$mmcr" train "${small[@]}" --conv fft --out "$tmp/g0" --max-steps 1
 expect_err "conv" "bad --conv"
 expect_rc 0 "gemm convolutions" "$mmcr" train "${small[@]}" --conv gemm --out "$tmp/gemm" --max-steps 4 --log-every 1 --quiet
