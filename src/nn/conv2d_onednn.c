@@ -4,9 +4,11 @@
  * im2col + OpenBLAS sgemm, whose packing and 9x lowering copies dominate at these sizes
  * (docs/performance.md).
  *
- * The rest of the network keeps its CNHW planes (batch norm wants a channel contiguous), so each
- * call reorders between CNHW and the blocked layout the kernel chose (oneDNN tag "bacd" is
- * exactly CNHW: logical N,C,H,W stored C-major). All blocked copies live in per-context scratch
+ * The caller's activations are either CNHW planes (oneDNN tag "bacd": logical N,C,H,W stored
+ * C-major) or, when every channel count is a multiple of 16, the blocked layout "aBcd16b" that
+ * the AVX-512 kernels themselves choose, so that the model's activations never leave it and no
+ * reorder runs between layers (the reorders cost about a quarter of the conv time in the demo
+ * step). Whatever differs from the kernel's choice is reordered. All such copies live in per-context scratch
  * slots shared by every layer; each layer keeps a small cache of primitives keyed by batch size
  * and thread count, built on first use of that pair (the training step reuses one entry, so the
  * step itself allocates nothing after the first). Weight gradients and accumulated input
@@ -64,6 +66,7 @@ struct nn_dnnl_conv {
     nn_dnnl *ctx;
     mmcr_conv2d_desc d;
     int h, w, ho, wo;
+    int src_blocked, dst_blocked; /* the caller's layouts (else CNHW) */
     unsigned long clock;
     entry e[CACHE_ENTRIES];
 };
@@ -209,9 +212,10 @@ static int entry_build(nn_dnnl_conv *cv, entry *e, int n, int threads) {
     TRY(dnnl_memory_desc_init_by_tag(&s_any, 4, sdims, dnnl_f32, dnnl_format_tag_any));
     TRY(dnnl_memory_desc_init_by_tag(&w_any, 4, wdims, dnnl_f32, dnnl_format_tag_any));
     TRY(dnnl_memory_desc_init_by_tag(&d_any, 4, ddims, dnnl_f32, dnnl_format_tag_any));
-    TRY(dnnl_memory_desc_init_by_tag(&s_user, 4, sdims, dnnl_f32, dnnl_bacd)); /* CNHW */
-    TRY(dnnl_memory_desc_init_by_tag(&w_user, 4, wdims, dnnl_f32, dnnl_abcd)); /* OIHW */
-    TRY(dnnl_memory_desc_init_by_tag(&d_user, 4, ddims, dnnl_f32, dnnl_bacd));
+    /* bacd = CNHW; aBcd16b = (N, C/16, H, W, 16); abcd = OIHW weights. */
+    TRY(dnnl_memory_desc_init_by_tag(&s_user, 4, sdims, dnnl_f32, cv->src_blocked ? dnnl_aBcd16b : dnnl_bacd));
+    TRY(dnnl_memory_desc_init_by_tag(&w_user, 4, wdims, dnnl_f32, dnnl_abcd));
+    TRY(dnnl_memory_desc_init_by_tag(&d_user, 4, ddims, dnnl_f32, cv->dst_blocked ? dnnl_aBcd16b : dnnl_bacd));
 
     dnnl_convolution_desc_t fd, bdd, bwd;
     attr = attr_new(0);
@@ -267,10 +271,14 @@ fail:
     return -1;
 }
 
-nn_dnnl_conv *nn_dnnl_conv_create(nn_dnnl *ctx, const mmcr_conv2d_desc *d, int h, int w) {
+nn_dnnl_conv *nn_dnnl_conv_create(nn_dnnl *ctx, const mmcr_conv2d_desc *d, int h, int w, int src_blocked,
+                                  int dst_blocked) {
     if (!ctx) return NULL;
+    if ((src_blocked && d->cin % NN_BLK) || (dst_blocked && d->cout % NN_BLK)) return NULL;
     nn_dnnl_conv *cv = calloc(1, sizeof *cv);
     if (!cv) return NULL;
+    cv->src_blocked = src_blocked;
+    cv->dst_blocked = dst_blocked;
     cv->ctx = ctx;
     cv->d = *d;
     cv->h = h;
@@ -304,6 +312,8 @@ static entry *entry_get(nn_dnnl_conv *cv, int n) {
     victim->used = ++cv->clock;
     return victim;
 }
+
+int nn_dnnl_conv_prepare(nn_dnnl_conv *cv, int n) { return entry_get(cv, n) ? 0 : -1; }
 
 static int exec(nn_dnnl *c, const prim *p, int nargs, dnnl_exec_arg_t *args) {
     dnnl_exec_arg_t all[8];
@@ -399,9 +409,14 @@ struct nn_dnnl_conv {
 };
 nn_dnnl *nn_dnnl_create(void) { return NULL; }
 void nn_dnnl_destroy(nn_dnnl *c) { (void)c; }
-nn_dnnl_conv *nn_dnnl_conv_create(nn_dnnl *ctx, const mmcr_conv2d_desc *d, int h, int w) {
-    (void)ctx, (void)d, (void)h, (void)w;
+nn_dnnl_conv *nn_dnnl_conv_create(nn_dnnl *ctx, const mmcr_conv2d_desc *d, int h, int w, int src_blocked,
+                                  int dst_blocked) {
+    (void)ctx, (void)d, (void)h, (void)w, (void)src_blocked, (void)dst_blocked;
     return NULL;
+}
+int nn_dnnl_conv_prepare(nn_dnnl_conv *cv, int n) {
+    (void)cv, (void)n;
+    return -1;
 }
 void nn_dnnl_conv_destroy(nn_dnnl_conv *cv) { (void)cv; }
 int nn_dnnl_conv_forward(nn_dnnl_conv *cv, float *y, const float *x, const float *wt, int n) {

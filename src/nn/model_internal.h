@@ -33,7 +33,7 @@ typedef struct nn_block {
     nn_conv conv1, conv2, down; /* down: 1x1 stride-s conv when the shape changes */
     nn_bn bn1, bn2, down_bn;
     int has_down;
-    /* Saved activations, each (C, N, H, W): */
+    /* Saved activations, each (C, N, H, W), or blocked (N, C/16, H, W, 16) on the oneDNN path: */
     const float *in; /* block input (previous block's out, or the stem output) */
     float *c1;       /* conv1 output = bn1 input */
     float *h1;       /* relu(bn1(c1)) = conv2 input */
@@ -81,11 +81,18 @@ struct mmcr_model {
     float *g[3];              /* backward scratch, each the largest activation */
     float *gfeat, *gph;       /* (N, F), (N, hidden) */
     float *ws;                /* conv workspace */
+    double *bn_part;          /* blocked-BN partial sums, NN_BN_PART_DOUBLES(widest BN) */
     size_t act_max, ws_floats;
 
     /* Convolution kernels: oneDNN context (NULL when unavailable) and whether it is used. */
     nn_dnnl *dnnl;
     int use_dnnl;
+    nn_conv **dnnl_convs; /* every conv layer, stem first (set up with the oneDNN objects) */
+    int nconvs;
+    int blocked_ok; /* every encoder channel count is a multiple of NN_BLK */
+    /* Set by each forward, used by the backward after it: this pass runs its convolutions on
+     * oneDNN (dnnl_now) and keeps activations blocked (blocked = dnnl_now && blocked_ok). */
+    int dnnl_now, blocked;
 
     int last_n;
     int backward_ready; /* last forward was train=1, project=1 */

@@ -1,5 +1,7 @@
-/* Global average pooling from CNHW planes to row-major (N x C) features. */
+/* Global average pooling from CNHW planes (or the blocked layout of the oneDNN path) to
+ * row-major (N x C) features. */
 #include "mmcr/nn.h"
+#include "nn/nn_internal.h"
 
 void mmcr_gap_forward(float *y, const float *x, int c, int n, int hw) {
     const double inv = 1.0 / (double)hw;
@@ -22,4 +24,30 @@ void mmcr_gap_backward(float *dx, const float *dy, int c, int n, int hw) {
             const float g = dy[(size_t)i * (size_t)c + (size_t)ch] * inv;
             for (int t = 0; t < hw; t++) p[t] = g;
         }
+}
+
+void mmcr_gap_forward_blocked(float *y, const float *x, int c, int n, int hw) {
+    const double inv = 1.0 / (double)hw;
+    const int nb = c / NN_BLK;
+#pragma omp parallel for schedule(static) if ((size_t)c * (size_t)n * (size_t)hw >= 32768)
+    for (long r = 0; r < (long)n * nb; r++) {
+        const float *p = x + (size_t)r * (size_t)hw * NN_BLK;
+        double s[NN_BLK] = {0};
+        for (int t = 0; t < hw; t++)
+            for (int l = 0; l < NN_BLK; l++) s[l] += (double)p[(size_t)t * NN_BLK + (size_t)l];
+        float *out = y + (size_t)(r / nb) * (size_t)c + (size_t)(r % nb) * NN_BLK;
+        for (int l = 0; l < NN_BLK; l++) out[l] = (float)(s[l] * inv);
+    }
+}
+
+void mmcr_gap_backward_blocked(float *dx, const float *dy, int c, int n, int hw) {
+    const float inv = 1.0f / (float)hw;
+    const int nb = c / NN_BLK;
+#pragma omp parallel for schedule(static) if ((size_t)c * (size_t)n * (size_t)hw >= 32768)
+    for (long r = 0; r < (long)n * nb; r++) {
+        float *p = dx + (size_t)r * (size_t)hw * NN_BLK;
+        const float *g = dy + (size_t)(r / nb) * (size_t)c + (size_t)(r % nb) * NN_BLK;
+        for (int t = 0; t < hw; t++)
+            for (int l = 0; l < NN_BLK; l++) p[(size_t)t * NN_BLK + (size_t)l] = g[l] * inv;
+    }
 }

@@ -1,5 +1,7 @@
 /* ResNet-18 encoder with the CIFAR stem (3x3 conv, stride 1, no max-pool): plan, forward and
- * backward over CNHW activations. Tensor names follow torchvision's state_dict under the
+ * backward over CNHW activations, or over oneDNN's blocked layout (N, C/16, H, W, 16) when the
+ * convolutions run on oneDNN and every width is a multiple of 16 (then nothing is reordered
+ * between layers; only the input images stay CNHW). Tensor names follow torchvision's state_dict under the
  * prefix "backbone." so a PyTorch twin can load the parameters by name. */
 #include "nn/model_internal.h"
 #include "nn/nn_internal.h"
@@ -89,6 +91,7 @@ int mmcr_nn_resnet_plan(mmcr_model *m) {
     }
     m->feat_dim = cin;
     m->final_hw = h * h;
+    m->blocked_ok = width % NN_BLK == 0; /* stage widths are width << stage */
     return 0;
 }
 
@@ -111,6 +114,8 @@ size_t mmcr_nn_resnet_carve(mmcr_model *m, float *base) {
     m->stem_c = carve(base, &off, (size_t)m->cfg.width * nb * s2);
     m->stem_out = carve(base, &off, (size_t)m->cfg.width * nb * s2);
     carve_bn(base, &off, &m->stem_bn);
+    /* The widest BN is the last stage's (feat_dim); two floats per double. */
+    m->bn_part = (double *)(void *)carve(base, &off, 2 * NN_BN_PART_DOUBLES(m->feat_dim));
     const float *prev = m->stem_out;
     for (int i = 0; i < m->nblocks; i++) {
         nn_block *b = &m->blocks[i];
@@ -129,18 +134,28 @@ size_t mmcr_nn_resnet_carve(mmcr_model *m, float *base) {
     return off;
 }
 
-static void bn_fwd(mmcr_model *m, const nn_bn *bn, float *y, const float *x, size_t mm, int train,
+static void bn_fwd(mmcr_model *m, const nn_bn *bn, float *y, const float *x, int n, size_t hw, int train,
                    const float *residual, int relu) {
     mmcr_bn_desc d = {bn->c, m->bn_eps, m->bn_momentum};
-    mmcr_bn_forward_fused(y, bn->save_mean, bn->save_invstd, x, nn_param(m, bn->gamma), nn_param(m, bn->beta),
-                          nn_buffer(m, bn->run_mean), nn_buffer(m, bn->run_var), &d, mm, train, residual, relu);
+    if (m->blocked)
+        mmcr_bn_forward_blocked(y, bn->save_mean, bn->save_invstd, x, nn_param(m, bn->gamma), nn_param(m, bn->beta),
+                                nn_buffer(m, bn->run_mean), nn_buffer(m, bn->run_var), &d, n, hw, train, residual,
+                                relu, m->bn_part);
+    else
+        mmcr_bn_forward_fused(y, bn->save_mean, bn->save_invstd, x, nn_param(m, bn->gamma), nn_param(m, bn->beta),
+                              nn_buffer(m, bn->run_mean), nn_buffer(m, bn->run_var), &d, (size_t)n * hw, train,
+                              residual, relu);
 }
 
-static void bn_bwd(mmcr_model *m, const nn_bn *bn, float *dx, const float *dy, const float *x, size_t mm,
+static void bn_bwd(mmcr_model *m, const nn_bn *bn, float *dx, const float *dy, const float *x, int n, size_t hw,
                    const float *relu_y) {
     mmcr_bn_desc d = {bn->c, m->bn_eps, m->bn_momentum};
-    mmcr_bn_backward_fused(dx, nn_grad(m, bn->gamma), nn_grad(m, bn->beta), dy, x, bn->save_mean,
-                           bn->save_invstd, nn_param(m, bn->gamma), &d, mm, relu_y);
+    if (m->blocked)
+        mmcr_bn_backward_blocked(dx, nn_grad(m, bn->gamma), nn_grad(m, bn->beta), dy, x, bn->save_mean,
+                                 bn->save_invstd, nn_param(m, bn->gamma), &d, n, hw, relu_y, m->bn_part);
+    else
+        mmcr_bn_backward_fused(dx, nn_grad(m, bn->gamma), nn_grad(m, bn->beta), dy, x, bn->save_mean,
+                               bn->save_invstd, nn_param(m, bn->gamma), &d, (size_t)n * hw, relu_y);
 }
 
 /* Every conv layer of the encoder, for the loops below. */
@@ -159,81 +174,108 @@ int mmcr_nn_resnet_dnnl_init(mmcr_model *m) {
     if (!m->dnnl) return 0;
     nn_conv **all = malloc((size_t)(3 * m->nblocks + 1) * sizeof *all);
     if (!all) return -1;
-    const int k = conv_list(m, all);
-    int rc = 0;
-    for (int i = 0; i < k && !rc; i++) {
-        all[i]->dnnl = nn_dnnl_conv_create(m->dnnl, &all[i]->d, all[i]->h, all[i]->w);
-        if (!all[i]->dnnl) rc = -1;
+    m->dnnl_convs = all;
+    m->nconvs = conv_list(m, all);
+    for (int i = 0; i < m->nconvs; i++) {
+        /* all[0] is the stem: its input is the images, always CNHW. */
+        all[i]->dnnl = nn_dnnl_conv_create(m->dnnl, &all[i]->d, all[i]->h, all[i]->w, i > 0 && m->blocked_ok,
+                                           m->blocked_ok);
+        if (!all[i]->dnnl) return -1;
     }
-    free(all);
-    return rc;
+    return 0;
 }
 
 void mmcr_nn_resnet_dnnl_free(mmcr_model *m) {
-    if (!m->blocks && !m->stem.dnnl) return;
-    nn_dnnl_conv_destroy(m->stem.dnnl);
-    m->stem.dnnl = NULL;
-    for (int i = 0; m->blocks && i < m->nblocks; i++) {
-        nn_block *b = &m->blocks[i];
-        nn_dnnl_conv_destroy(b->conv1.dnnl);
-        nn_dnnl_conv_destroy(b->conv2.dnnl);
-        nn_dnnl_conv_destroy(b->down.dnnl);
-        b->conv1.dnnl = b->conv2.dnnl = b->down.dnnl = NULL;
+    for (int i = 0; m->dnnl_convs && i < m->nconvs; i++) {
+        nn_dnnl_conv_destroy(m->dnnl_convs[i]->dnnl);
+        m->dnnl_convs[i]->dnnl = NULL;
     }
+    free(m->dnnl_convs);
+    m->dnnl_convs = NULL;
+    m->nconvs = 0;
+}
+
+/* Chooses the kernels of one forward pass (and the backward after it): oneDNN when selected and
+ * every layer's primitives for batch n exist or can be built now, else im2col + GEMM on CNHW. */
+static void choose_kernels(mmcr_model *m, int n) {
+    m->dnnl_now = 0;
+    if (m->use_dnnl && m->dnnl) {
+        nn_conv **all = m->dnnl_convs;
+        int ok = 1;
+        for (int i = 0; i < m->nconvs && ok; i++) ok = all[i]->dnnl && nn_dnnl_conv_prepare(all[i]->dnnl, n) == 0;
+        m->dnnl_now = ok;
+    }
+    m->blocked = m->dnnl_now && m->blocked_ok;
 }
 
 static void conv_fwd(mmcr_model *m, const nn_conv *cv, float *y, const float *x, int n) {
-    if (m->use_dnnl && cv->dnnl && nn_dnnl_conv_forward(cv->dnnl, y, x, nn_param(m, cv->wt), n) == 0) return;
+    if (m->dnnl_now) {
+        /* Prepared for n in choose_kernels: cannot fail. */
+        const int rc = nn_dnnl_conv_forward(cv->dnnl, y, x, nn_param(m, cv->wt), n);
+        MMCR_ASSERT(rc == 0);
+        return;
+    }
     mmcr_conv2d_forward(y, x, nn_param(m, cv->wt), &cv->d, n, cv->h, cv->w, m->ws);
 }
 
 static void conv_bwd(mmcr_model *m, const nn_conv *cv, float *dx, const float *dy, const float *x, int n,
                      int accumulate) {
-    if (m->use_dnnl && cv->dnnl &&
-        nn_dnnl_conv_backward(cv->dnnl, dx, nn_grad(m, cv->wt), dy, x, nn_param(m, cv->wt), n, accumulate) == 0)
+    if (m->dnnl_now) {
+        const int rc =
+            nn_dnnl_conv_backward(cv->dnnl, dx, nn_grad(m, cv->wt), dy, x, nn_param(m, cv->wt), n, accumulate);
+        MMCR_ASSERT(rc == 0); /* prepared by the forward for this n */
         return;
+    }
     mmcr_conv2d_backward_acc(dx, nn_grad(m, cv->wt), dy, x, nn_param(m, cv->wt), &cv->d, n, cv->h, cv->w, m->ws,
                              accumulate);
 }
 
 void mmcr_nn_resnet_forward(mmcr_model *m, int n, int train) {
     const size_t s2 = (size_t)m->cfg.image_size * (size_t)m->cfg.image_size;
+    choose_kernels(m, n);
     conv_fwd(m, &m->stem, m->stem_c, m->x0, n);
-    bn_fwd(m, &m->stem_bn, m->stem_out, m->stem_c, (size_t)n * s2, train, NULL, 1);
+    bn_fwd(m, &m->stem_bn, m->stem_out, m->stem_c, n, s2, train, NULL, 1);
     for (int i = 0; i < m->nblocks; i++) {
         nn_block *b = &m->blocks[i];
-        const size_t mo = (size_t)n * (size_t)b->conv1.ho * (size_t)b->conv1.wo;
+        const size_t hw = (size_t)b->conv1.ho * (size_t)b->conv1.wo;
         conv_fwd(m, &b->conv1, b->c1, b->in, n);
-        bn_fwd(m, &b->bn1, b->h1, b->c1, mo, train, NULL, 1);
+        bn_fwd(m, &b->bn1, b->h1, b->c1, n, hw, train, NULL, 1);
         conv_fwd(m, &b->conv2, b->c2, b->h1, n);
         if (b->has_down) {
             conv_fwd(m, &b->down, b->cd, b->in, n);
-            bn_fwd(m, &b->down_bn, b->out, b->cd, mo, train, NULL, 0);
-            bn_fwd(m, &b->bn2, b->out, b->c2, mo, train, b->out, 1);
+            bn_fwd(m, &b->down_bn, b->out, b->cd, n, hw, train, NULL, 0);
+            bn_fwd(m, &b->bn2, b->out, b->c2, n, hw, train, b->out, 1);
         } else {
-            bn_fwd(m, &b->bn2, b->out, b->c2, mo, train, b->in, 1);
+            bn_fwd(m, &b->bn2, b->out, b->c2, n, hw, train, b->in, 1);
         }
     }
     const float *last = m->nblocks ? m->blocks[m->nblocks - 1].out : m->stem_out;
-    mmcr_gap_forward(m->feat, last, m->feat_dim, n, m->final_hw);
+    if (m->blocked)
+        mmcr_gap_forward_blocked(m->feat, last, m->feat_dim, n, m->final_hw);
+    else
+        mmcr_gap_forward(m->feat, last, m->feat_dim, n, m->final_hw);
 }
 
-/* From m->gfeat (N x F) back to the stem weights. Three scratch planes rotate:
- * ga = dL/d(block output), gb and gc = intermediate gradients. */
+/* From m->gfeat (N x F) back to the stem weights, in the layout and with the kernels of the
+ * forward before it. Three scratch planes rotate: ga = dL/d(block output), gb and gc =
+ * intermediate gradients. */
 void mmcr_nn_resnet_backward(mmcr_model *m, int n) {
     float *ga = m->g[0], *gb = m->g[1], *gc = m->g[2];
-    mmcr_gap_backward(ga, m->gfeat, m->feat_dim, n, m->final_hw);
+    if (m->blocked)
+        mmcr_gap_backward_blocked(ga, m->gfeat, m->feat_dim, n, m->final_hw);
+    else
+        mmcr_gap_backward(ga, m->gfeat, m->feat_dim, n, m->final_hw);
     for (int i = m->nblocks - 1; i >= 0; i--) {
         nn_block *b = &m->blocks[i];
-        const size_t mo = (size_t)n * (size_t)b->conv1.ho * (size_t)b->conv1.wo;
-        const size_t cm = (size_t)b->conv1.d.cout * mo;
-        mmcr_relu_backward(ga, ga, b->out, cm);         /* ga = dL/d(bn2 + shortcut) */
-        bn_bwd(m, &b->bn2, gb, ga, b->c2, mo, NULL);     /* gb = dL/dc2 */
-        conv_bwd(m, &b->conv2, gc, gb, b->h1, n, 0);     /* gc = dL/dh1 */
-        bn_bwd(m, &b->bn1, gc, gc, b->c1, mo, b->h1);    /* gc = dL/dc1 (ReLU mask fused) */
+        const size_t hw = (size_t)b->conv1.ho * (size_t)b->conv1.wo;
+        const size_t cm = (size_t)b->conv1.d.cout * (size_t)n * hw;
+        mmcr_relu_backward(ga, ga, b->out, cm);           /* ga = dL/d(bn2 + shortcut) */
+        bn_bwd(m, &b->bn2, gb, ga, b->c2, n, hw, NULL);    /* gb = dL/dc2 */
+        conv_bwd(m, &b->conv2, gc, gb, b->h1, n, 0);       /* gc = dL/dh1 */
+        bn_bwd(m, &b->bn1, gc, gc, b->c1, n, hw, b->h1);   /* gc = dL/dc1 (ReLU mask fused) */
         if (b->has_down) {
             conv_bwd(m, &b->conv1, gb, gc, b->in, n, 0); /* gb = dL/din, main path */
-            bn_bwd(m, &b->down_bn, gc, ga, b->cd, mo, NULL);
+            bn_bwd(m, &b->down_bn, gc, ga, b->cd, n, hw, NULL);
             conv_bwd(m, &b->down, gb, gc, b->in, n, 1);  /* gb += shortcut path */
             float *t = ga;
             ga = gb;
@@ -243,7 +285,7 @@ void mmcr_nn_resnet_backward(mmcr_model *m, int n) {
         }
     }
     const size_t s2 = (size_t)m->cfg.image_size * (size_t)m->cfg.image_size;
-    bn_bwd(m, &m->stem_bn, gb, ga, m->stem_c, (size_t)n * s2, m->stem_out);
+    bn_bwd(m, &m->stem_bn, gb, ga, m->stem_c, n, s2, m->stem_out);
     conv_bwd(m, &m->stem, NULL, gb, m->x0, n, 0);
 }
 

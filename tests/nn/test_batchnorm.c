@@ -1,6 +1,7 @@
 /* Batch norm (2-D over CNHW planes and 1-D over row-major features): forward against a direct
  * double computation, running statistics (unbiased variance, momentum 0.1), eval mode, fused
- * ReLU/residual variants, and finite-difference gradients with a random output weighting. */
+ * ReLU/residual variants, and finite-difference gradients with a random output weighting. The
+ * blocked-layout version of the oneDNN path against the CNHW one, at 1 and 2 threads. */
 #include "mmcr/nn.h"
 #include "nn/nn_internal.h"
 #include "test_util.h"
@@ -207,7 +208,89 @@ static void check_fused(void) {
     CHECK(isnan(y2[0]) && isnan(y2[m - 1]));
 }
 
+static double max_rel(const float *a, const float *b, size_t n) {
+    double e = 0, m = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (d > e || d != d) e = d;
+        m = fmax(m, fabs((double)b[i]));
+    }
+    return e / (m + 1e-30);
+}
+
+/* Blocked (N, C/16, HW, 16) BN = CNHW BN on the same data, in training (residual aliasing the
+ * output, ReLU, running stats) and eval, forward and backward (ReLU mask, dx aliasing dy); the
+ * blocked results are bit-identical at 1 and 2 threads. */
+static void check_blocked(int nc, int n, size_t hw, double mean, uint64_t seed) {
+    const size_t m = (size_t)n * hw, nt = (size_t)nc * m;
+    mmcr_bn_desc d = {nc, 1e-5f, 0.1f};
+    float *x = malloc(nt * 4), *res = malloc(nt * 4), *dy = malloc(nt * 4), *xb = malloc(nt * 4);
+    float *resb = malloc(nt * 4), *dyb = malloc(nt * 4), *yr = malloc(nt * 4), *yb = malloc(nt * 4);
+    float *t = malloc(nt * 4), *dxr = malloc(nt * 4), *dxb = malloc(nt * 4), *y1 = malloc(nt * 4);
+    float *g = malloc((size_t)nc * 4), *b = malloc((size_t)nc * 4), *st = malloc((size_t)nc * 4 * 12);
+    float *smr = st, *sir = st + nc, *smb = st + 2 * nc, *sib = st + 3 * nc, *rmr = st + 4 * nc, *rvr = st + 5 * nc;
+    float *rmb = st + 6 * nc, *rvb = st + 7 * nc, *dgr = st + 8 * nc, *dbr = st + 9 * nc, *dgb = st + 10 * nc;
+    float *dbb = st + 11 * nc;
+    double *part = malloc(NN_BN_PART_DOUBLES(nc) * sizeof *part);
+    mmcr_rng r;
+    mmcr_rng_seed(&r, seed, 2, 0, 0);
+    fill(x, nt, &r, mean, 1.0);
+    fill(res, nt, &r, 0.0, 1.0);
+    fill(dy, nt, &r, 0.0, 1.0);
+    fill(g, (size_t)nc, &r, 1.0, 0.5);
+    fill(b, (size_t)nc, &r, 0.0, 0.5);
+    for (int c = 0; c < nc; c++) rmr[c] = rmb[c] = (float)mmcr_rng_normal(&r), rvr[c] = rvb[c] = 1.5f;
+    memset(dgr, 0, (size_t)nc * 16); /* dgr dbr dgb dbb */
+    nn_cnhw_to_blocked(xb, x, nc, n, hw);
+    nn_cnhw_to_blocked(resb, res, nc, n, hw);
+    nn_cnhw_to_blocked(dyb, dy, nc, n, hw);
+    for (int threads = 2; threads >= 1; threads--) {
+        mmcr_set_threads(threads);
+        memcpy(yr, res, nt * 4);
+        mmcr_bn_forward_fused(yr, smr, sir, x, g, b, threads == 2 ? rmr : NULL, threads == 2 ? rvr : NULL, &d, m, 1,
+                              yr, 1);
+        memcpy(yb, resb, nt * 4);
+        mmcr_bn_forward_blocked(yb, smb, sib, xb, g, b, threads == 2 ? rmb : NULL, threads == 2 ? rvb : NULL, &d, n,
+                                hw, 1, yb, 1, part);
+        nn_blocked_to_cnhw(t, yb, nc, n, hw);
+        double e = max_rel(t, yr, nt);
+        CHECK_MSG(e < 2e-6, "blocked BN forward (C %d, n %d, hw %zu) rel err %g", nc, n, hw, e);
+        CHECK(max_rel(smb, smr, (size_t)nc) < 1e-6 && max_rel(sib, sir, (size_t)nc) < 1e-6);
+        CHECK(max_rel(rmb, rmr, (size_t)nc) < 1e-6 && max_rel(rvb, rvr, (size_t)nc) < 1e-6);
+        if (threads == 2)
+            memcpy(y1, yb, nt * 4);
+        else
+            CHECK(memcmp(y1, yb, nt * 4) == 0); /* thread-count independent */
+        /* Backward of relu(bn(x)) (no residual), dx aliasing dy. */
+        mmcr_bn_forward_fused(yr, smr, sir, x, g, b, NULL, NULL, &d, m, 1, NULL, 1);
+        mmcr_bn_forward_blocked(yb, smb, sib, xb, g, b, NULL, NULL, &d, n, hw, 1, NULL, 1, part);
+        memcpy(dxr, dy, nt * 4);
+        memcpy(dxb, dyb, nt * 4);
+        mmcr_bn_backward_fused(dxr, dgr, dbr, dxr, x, smr, sir, g, &d, m, yr);
+        mmcr_bn_backward_blocked(dxb, dgb, dbb, dxb, xb, smb, sib, g, &d, n, hw, yb, part);
+        nn_blocked_to_cnhw(t, dxb, nc, n, hw);
+        e = max_rel(t, dxr, nt);
+        CHECK_MSG(e < 1e-5, "blocked BN backward (C %d, n %d, hw %zu) rel err %g", nc, n, hw, e);
+        CHECK(max_rel(dgb, dgr, (size_t)nc) < 1e-5 && max_rel(dbb, dbr, (size_t)nc) < 1e-5);
+    }
+    /* Eval mode: the running statistics, nothing written to them. */
+    mmcr_bn_forward_fused(yr, smr, sir, x, g, b, rmr, rvr, &d, m, 0, NULL, 0);
+    mmcr_bn_forward_blocked(yb, smb, sib, xb, g, b, rmb, rvb, &d, n, hw, 0, NULL, 0, part);
+    nn_blocked_to_cnhw(t, yb, nc, n, hw);
+    CHECK(max_rel(t, yr, nt) < 2e-6);
+    /* A NaN passes the ReLU. */
+    xb[3] = NAN;
+    mmcr_bn_forward_blocked(yb, smb, sib, xb, g, b, NULL, NULL, &d, n, hw, 1, NULL, 1, part);
+    CHECK(isnan(yb[3]));
+    free(x), free(res), free(dy), free(xb), free(resb), free(dyb), free(yr), free(yb), free(t), free(dxr);
+    free(dxb), free(y1), free(g), free(b), free(st), free(part);
+}
+
 int main(void) {
+    check_blocked(16, 3, 25, 0.0, 11);    /* fewer images than sum chunks */
+    check_blocked(32, 19, 9, 5.0, 12);    /* uneven chunks, a mean far from zero */
+    check_blocked(64, 8, 1, -1.0, 13);    /* 1x1 spatial */
+    check_blocked(32, 21, 64, 0.5, 14);   /* large enough for the parallel loops */
     /* m not a multiple of 8 exercises the scalar tail of the 8-lane sums. */
     check_forward(0, 5, 1003, 0.0, 1.0, 1);
     check_forward(0, 3, 4096, 1000.0, 0.01, 2); /* large mean, small spread: no cancellation */

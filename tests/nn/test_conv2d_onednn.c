@@ -1,9 +1,11 @@
 /* oneDNN convolutions (the model's default kernels) against the direct reference: forward,
  * backward data and weights, the accumulate semantics of both gradients, dx == NULL, batch sizes
  * that change between calls (more of them than the per-layer cache holds), and one and two
- * threads. Also the model-level switch: the same model with GEMM and with oneDNN kernels gives
+ * threads, with CNHW and with blocked (N, C/16, H, W, 16) activations on either side. Also the
+ * blocked batch norm and pooling against the CNHW ones, and the model-level switch: the same model with GEMM and with oneDNN kernels gives
  * the same embeddings and gradients. */
 #include "mmcr/nn.h"
+#include "nn/model_internal.h"
 #include "nn/nn_internal.h"
 #include "test_util.h"
 
@@ -38,11 +40,27 @@ static double rel_err(const float *a, const float *b, size_t n) {
     return e / (m + 1e-30);
 }
 
-static void run_case(nn_dnnl *ctx, const conv_case *cc, int ci) {
+/* The caller's layout of a CNHW tensor: blocked or as is. */
+static void to_user(float *dst, const float *src, int c, int n, size_t hw, int blocked) {
+    if (blocked)
+        nn_cnhw_to_blocked(dst, src, c, n, hw);
+    else
+        memcpy(dst, src, (size_t)c * (size_t)n * hw * 4);
+}
+
+static void from_user(float *dst, const float *src, int c, int n, size_t hw, int blocked) {
+    if (blocked)
+        nn_blocked_to_cnhw(dst, src, c, n, hw);
+    else
+        memcpy(dst, src, (size_t)c * (size_t)n * hw * 4);
+}
+
+static void run_case(nn_dnnl *ctx, const conv_case *cc, int ci, int sb, int db) {
     mmcr_conv2d_desc d = {cc->cin, cc->cout, cc->k, cc->stride, cc->pad};
     const int h = cc->h, w = cc->w;
     const int ho = mmcr_conv_out(h, d.k, d.stride, d.pad), wo = mmcr_conv_out(w, d.k, d.stride, d.pad);
-    nn_dnnl_conv *cv = nn_dnnl_conv_create(ctx, &d, h, w);
+    const size_t hwi = (size_t)h * (size_t)w, hwo = (size_t)ho * (size_t)wo;
+    nn_dnnl_conv *cv = nn_dnnl_conv_create(ctx, &d, h, w, sb, db);
     CHECK(cv != NULL);
     /* Batch sizes in an order that revisits, evicts (6 distinct > 4 cached) and rebuilds. */
     static const int ns[] = {3, 1, 3, 5, 2, 7, 4, 3};
@@ -55,53 +73,61 @@ static void run_case(nn_dnnl *ctx, const conv_case *cc, int ci) {
         float *x = malloc(nx * 4), *wt = malloc(nw * 4), *dy = malloc(ny * 4), *y = malloc(ny * 4);
         float *yr = malloc(ny * 4), *dx = malloc(nx * 4), *dxr = malloc(nx * 4), *base = malloc(nx * 4);
         float *dw = malloc(nw * 4), *dwr = malloc(nw * 4), *dw0 = malloc(nw * 4);
+        float *xu = malloc(nx * 4), *dyu = malloc(ny * 4), *yu = malloc(ny * 4), *dxu = malloc(nx * 4);
         fill(x, nx, &rng, 1.0);
         fill(wt, nw, &rng, 0.5);
         fill(dy, ny, &rng, 1.0);
         fill(dw0, nw, &rng, 1.0);
-        fill(y, ny, &rng, 50.0); /* stale output must be overwritten */
+        fill(yu, ny, &rng, 50.0); /* stale output must be overwritten */
+        to_user(xu, x, d.cin, n, hwi, sb);
+        to_user(dyu, dy, d.cout, n, hwo, db);
 
-        CHECK(nn_dnnl_conv_forward(cv, y, x, wt, n) == 0);
+        CHECK(nn_dnnl_conv_forward(cv, yu, xu, wt, n) == 0);
+        from_user(y, yu, d.cout, n, hwo, db);
         mmcr_conv2d_forward_ref(yr, x, wt, &d, n, h, w);
         double e = rel_err(y, yr, ny);
-        CHECK_MSG(e < 1e-5, "case %d n %d forward rel err %g", ci, n, e);
+        CHECK_MSG(e < 1e-5, "case %d (layouts %d%d) n %d forward rel err %g", ci, sb, db, n, e);
 
         /* dx overwritten (garbage before), dW added onto dw0. */
-        fill(dx, nx, &rng, 50.0);
+        fill(dxu, nx, &rng, 50.0);
         memcpy(dw, dw0, nw * 4);
         memcpy(dwr, dw0, nw * 4);
-        CHECK(nn_dnnl_conv_backward(cv, dx, dw, dy, x, wt, n, 0) == 0);
+        CHECK(nn_dnnl_conv_backward(cv, dxu, dw, dyu, xu, wt, n, 0) == 0);
+        from_user(dx, dxu, d.cin, n, hwi, sb);
         mmcr_conv2d_backward_ref(dxr, dwr, dy, x, wt, &d, n, h, w);
         e = rel_err(dx, dxr, nx);
-        CHECK_MSG(e < 1e-5, "case %d n %d dx rel err %g", ci, n, e);
+        CHECK_MSG(e < 1e-5, "case %d (layouts %d%d) n %d dx rel err %g", ci, sb, db, n, e);
         e = rel_err(dw, dwr, nw);
-        CHECK_MSG(e < 1e-5, "case %d n %d dW rel err %g", ci, n, e);
+        CHECK_MSG(e < 1e-5, "case %d (layouts %d%d) n %d dW rel err %g", ci, sb, db, n, e);
 
         /* Accumulating dx: base + dx; dx == NULL leaves only dW, added again. */
         fill(base, nx, &rng, 1.0);
-        memcpy(dx, base, nx * 4);
+        to_user(dxu, base, d.cin, n, hwi, sb);
         memcpy(dw, dw0, nw * 4);
-        CHECK(nn_dnnl_conv_backward(cv, dx, dw, dy, x, wt, n, 1) == 0);
+        CHECK(nn_dnnl_conv_backward(cv, dxu, dw, dyu, xu, wt, n, 1) == 0);
+        from_user(dx, dxu, d.cin, n, hwi, sb);
         for (size_t i = 0; i < nx; i++) dx[i] -= base[i];
         e = rel_err(dx, dxr, nx);
-        CHECK_MSG(e < 1e-5, "case %d n %d accumulated dx rel err %g", ci, n, e);
-        CHECK(nn_dnnl_conv_backward(cv, NULL, dw, dy, x, wt, n, 0) == 0);
+        CHECK_MSG(e < 1e-5, "case %d (layouts %d%d) n %d accumulated dx rel err %g", ci, sb, db, n, e);
+        CHECK(nn_dnnl_conv_backward(cv, NULL, dw, dyu, xu, wt, n, 0) == 0);
         for (size_t i = 0; i < nw; i++) dw[i] -= dwr[i] - dw0[i]; /* twice the gradient minus once */
         e = rel_err(dw, dwr, nw);
-        CHECK_MSG(e < 1e-5, "case %d n %d dW accumulated twice rel err %g", ci, n, e);
+        CHECK_MSG(e < 1e-5, "case %d (layouts %d%d) n %d dW accumulated twice rel err %g", ci, sb, db, n, e);
         free(x), free(wt), free(dy), free(y), free(yr), free(dx), free(dxr), free(base);
-        free(dw), free(dwr), free(dw0);
+        free(dw), free(dwr), free(dw0), free(xu), free(dyu), free(yu), free(dxu);
     }
     nn_dnnl_conv_destroy(cv);
 }
 
-/* One small ResNet with both kernel sets: same embeddings, same gradients. */
-static void test_model_backends(void) {
+/* One small ResNet with both kernel sets: same embeddings, gradients and running statistics in
+ * training, same embeddings in eval mode at another batch size. Width 16 keeps the oneDNN pass
+ * in the blocked layout; width 12 keeps it in CNHW. */
+static void test_model_backends(int width, int in_channels) {
     mmcr_model_config c;
     mmcr_model_config_default(&c);
-    c.in_channels = 1;
+    c.in_channels = in_channels;
     c.image_size = 12;
-    c.width = 16;
+    c.width = width;
     c.proj_hidden = 32;
     c.proj_out = 8;
     const int n = 6;
@@ -110,11 +136,13 @@ static void test_model_backends(void) {
     mmcr_model_init(m, 5);
     CHECK(mmcr_model_get_conv_backend(m) == MMCR_CONV_ONEDNN);
     CHECK(strcmp(mmcr_conv_backend_name(MMCR_CONV_ONEDNN), "onednn") == 0);
-    const size_t np = mmcr_model_num_params(m), ne = (size_t)n * 8;
-    float *img = malloc((size_t)n * 144 * 4), *dz = malloc(ne * 4), *e1 = malloc(ne * 4), *g1 = malloc(np * 4);
+    const size_t np = mmcr_model_num_params(m), ne = (size_t)n * 8, nimg = (size_t)n * 144 * (size_t)in_channels;
+    const size_t nbuf = mmcr_model_num_buffers(m);
+    float *img = malloc(nimg * 4), *dz = malloc(ne * 4), *e1 = malloc(ne * 4), *g1 = malloc(np * 4);
+    float *r1 = malloc(nbuf * 4), *v1 = malloc(ne * 4);
     mmcr_rng rng;
     mmcr_rng_seed(&rng, 11, 0, 0, 0);
-    fill(img, (size_t)n * 144, &rng, 1.0);
+    fill(img, nimg, &rng, 1.0);
     fill(dz, ne, &rng, 1.0);
     float *b0 = malloc(mmcr_model_num_buffers(m) * 4);
     memcpy(b0, mmcr_model_buffers(m), mmcr_model_num_buffers(m) * 4);
@@ -124,21 +152,33 @@ static void test_model_backends(void) {
         mmcr_model_zero_grad(m);
         const float *emb;
         CHECK(mmcr_model_forward(m, img, n, 1, 1, NULL, &emb) == MMCR_OK);
+        CHECK(m->dnnl_now == !pass && m->blocked == (!pass && width % NN_BLK == 0));
         mmcr_model_backward(m, dz);
         if (pass == 0) {
             memcpy(e1, emb, ne * 4);
             memcpy(g1, mmcr_model_grads(m), np * 4);
+            memcpy(r1, mmcr_model_buffers(m), nbuf * 4);
         } else {
             double e = rel_err(e1, emb, ne);
-            CHECK_MSG(e < 1e-4, "embeddings differ between kernels: %g", e);
+            CHECK_MSG(e < 1e-4, "width %d: embeddings differ between kernels: %g", width, e);
             e = rel_err(g1, mmcr_model_grads(m), np);
-            CHECK_MSG(e < 1e-3, "gradients differ between kernels: %g", e);
+            CHECK_MSG(e < 1e-3, "width %d: gradients differ between kernels: %g", width, e);
+            e = rel_err(r1, mmcr_model_buffers(m), nbuf);
+            CHECK_MSG(e < 1e-5, "width %d: running statistics differ between kernels: %g", width, e);
+        }
+        /* Eval mode (running statistics) on 4 of the images: a second batch size. */
+        CHECK(mmcr_model_forward(m, img, 4, 0, 1, NULL, &emb) == MMCR_OK);
+        if (pass == 0) {
+            memcpy(v1, emb, (size_t)4 * 8 * 4);
+        } else {
+            double e = rel_err(v1, emb, (size_t)4 * 8);
+            CHECK_MSG(e < 1e-4, "width %d: eval embeddings differ between kernels: %g", width, e);
         }
     }
     CHECK(mmcr_model_get_conv_backend(m) == MMCR_CONV_GEMM);
     CHECK(mmcr_model_set_conv_backend(m, (mmcr_conv_backend)7) == MMCR_ERR_ARG);
     mmcr_model_destroy(&m);
-    free(img), free(dz), free(e1), free(g1), free(b0);
+    free(img), free(dz), free(e1), free(g1), free(b0), free(r1), free(v1);
 }
 
 int main(void) {
@@ -149,12 +189,25 @@ int main(void) {
     }
     nn_dnnl *ctx = nn_dnnl_create();
     CHECK(ctx != NULL);
+    {
+        /* Channel counts that are not multiples of 16 cannot be blocked. */
+        mmcr_conv2d_desc d = {16, 8, 3, 1, 1};
+        CHECK(nn_dnnl_conv_create(ctx, &d, 4, 4, 1, 1) == NULL);
+        CHECK(nn_dnnl_conv_create(ctx, &d, 4, 4, 0, 1) == NULL);
+    }
     for (int threads = 2; threads >= 1; threads--) {
         mmcr_set_threads(threads);
-        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(ctx, &cases[i], (int)i);
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+            for (int sb = 0; sb < 2; sb++)
+                for (int db = 0; db < 2; db++) {
+                    if ((sb && cases[i].cin % NN_BLK) || (db && cases[i].cout % NN_BLK)) continue;
+                    run_case(ctx, &cases[i], (int)i, sb, db);
+                }
     }
     nn_dnnl_destroy(ctx);
     mmcr_set_threads(2);
-    test_model_backends();
+    test_model_backends(16, 1);
+    test_model_backends(16, 3);
+    test_model_backends(12, 3);
     return test_finish("test_conv2d_onednn");
 }
