@@ -12,11 +12,30 @@
 
 #define JACOBI_MAX_SWEEPS 80
 
-static int all_finite(const double *x, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(x[i])) return 0;
-    return 1;
+/* Whether x[0..n) is all finite, with max |x| into *amax (may be NULL). One pass in four
+ * independent lanes so it vectorises: x * 0 is 0 for finite x and NaN for Inf or NaN, and the
+ * NaN survives the sum. */
+static int finite_amax(const double *x, size_t n, double *amax) {
+    double m[4] = {0.0, 0.0, 0.0, 0.0}, z[4] = {0.0, 0.0, 0.0, 0.0};
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        for (int j = 0; j < 4; j++) {
+            const double v = fabs(x[i + j]);
+            m[j] = v > m[j] ? v : m[j];
+            z[j] += x[i + j] * 0.0;
+        }
+    for (; i < n; i++) {
+        const double v = fabs(x[i]);
+        m[0] = v > m[0] ? v : m[0];
+        z[0] += x[i] * 0.0;
+    }
+    const double zz = (z[0] + z[1]) + (z[2] + z[3]);
+    const double m01 = m[0] > m[1] ? m[0] : m[1], m23 = m[2] > m[3] ? m[2] : m[3];
+    if (amax) *amax = m01 > m23 ? m01 : m23;
+    return zz == 0.0;
 }
+
+static int all_finite(const double *x, size_t n) { return finite_amax(x, n, NULL); }
 
 /* ---- symmetric eigendecomposition ---- */
 
@@ -163,13 +182,12 @@ mmcr_status mmcr_sym_eig(double *a, double *w, int n, double *ws) {
 mmcr_status mmcr_svd_values_jacobi(const double *a, int m, int n, double *s) {
     MMCR_ASSERT(m >= 1 && n >= 1);
     size_t mn = (size_t)m * n;
-    if (!all_finite(a, mn)) return MMCR_ERR_NONFINITE;
+    double amax = 0.0;
+    if (!finite_amax(a, mn, &amax)) return MMCR_ERR_NONFINITE;
     /* Orthogonalise the min(m,n) "columns" of length max(m,n), stored contiguously. */
     int ncol = m < n ? m : n, len = m < n ? n : m;
     double *b = mmcr_alloc(mn * sizeof *b);
     if (!b) return MMCR_ERR_NOMEM;
-    double amax = 0.0;
-    for (size_t i = 0; i < mn; i++) amax = fmax(amax, fabs(a[i]));
     int e = 0;
     if (amax > 0) frexp(amax, &e);
     for (int i = 0; i < m; i++)
@@ -247,11 +265,10 @@ mmcr_status mmcr_nuclear_norm_ex(const double *a, int m, int n, const mmcr_nucle
     mmcr_nuclear_info inf = {0};
     *nuc = 0.0;
     if (info) *info = inf;
-    if (!all_finite(a, mn)) return MMCR_ERR_NONFINITE;
+    double amax = 0.0;
+    if (!finite_amax(a, mn, &amax)) return MMCR_ERR_NONFINITE;
 
     double *g = ws, *w = g + rr, *wm = w + r, *scaled = wm + rr, *eig_ws = scaled + mn;
-    double amax = 0.0;
-    for (size_t i = 0; i < mn; i++) amax = fmax(amax, fabs(a[i]));
     if (amax == 0.0) { /* zero matrix: norm 0, minimum-norm subgradient 0 */
         if (q) memset(q, 0, mn * sizeof *q);
         return MMCR_OK;

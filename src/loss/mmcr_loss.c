@@ -131,6 +131,30 @@ void mmcr_loss_set_compute_grad(mmcr_loss *l, int on) {
 DEFINE_NORMALISE_ROW(normalise_row_f32, float)
 DEFINE_NORMALISE_ROW(normalise_row_f64, double)
 
+/* One view's gradient, in place over its normalised row z: with g = cg q + cl ql (ql may be
+ * NULL), dL/dy = (g - z (z.g)) / nr, or g / eps when the norm clamp was active (nr == 0).
+ * Constants are hoisted and the dot product keeps four partial sums (a fixed order), so the
+ * loops vectorise without -ffast-math. */
+static void grad_row(double *z, const double *q, const double *ql, int D, double cg, double cl, double nr) {
+    double s[4] = {0.0, 0.0, 0.0, 0.0};
+    int d = 0;
+    if (ql) {
+        for (; d + 4 <= D; d += 4)
+            for (int j = 0; j < 4; j++) s[j] += z[d + j] * (cg * q[d + j] + cl * ql[d + j]);
+        for (; d < D; d++) s[0] += z[d] * (cg * q[d] + cl * ql[d]);
+    } else {
+        for (; d + 4 <= D; d += 4)
+            for (int j = 0; j < 4; j++) s[j] += z[d + j] * (cg * q[d + j]);
+        for (; d < D; d++) s[0] += z[d] * (cg * q[d]);
+    }
+    const double dot = nr > 0.0 ? (s[0] + s[1]) + (s[2] + s[3]) : 0.0;
+    const double inv = 1.0 / (nr > 0.0 ? nr : NORM_EPS);
+    if (ql)
+        for (d = 0; d < D; d++) z[d] = ((cg * q[d] + cl * ql[d]) - z[d] * dot) * inv;
+    else
+        for (d = 0; d < D; d++) z[d] = (cg * q[d] - z[d] * dot) * inv;
+}
+
 /* Everything after normalisation: centroids, global and local terms, gradient. */
 static mmcr_status forward_common(mmcr_loss *l, mmcr_loss_result *res, mmcr_err *err) {
     const int P = l->P, K = l->K, D = l->D;
@@ -174,7 +198,15 @@ static mmcr_status forward_common(mmcr_loss *l, mmcr_loss_result *res, mmcr_err 
     /* Global term. nuclear_norm_ex re-checks finiteness of M and of its Gram matrix. */
     double global = 0.0;
     mmcr_nuclear_info info;
+    /* OpenBLAS (OpenMP build) uses omp_get_max_threads() threads per call. A small
+     * decomposition is faster on one: LAPACK's tridiagonalisation is a sequence of matrix-vector
+     * products whose barriers cost more than the work (at P=256, D=128 on 2 threads: 1.9 ms
+     * instead of 1.6). The setting is this thread's own and is restored at once. */
+    const int rmin = P < D ? P : D, one_thread = (double)rmin * rmin * (P < D ? D : P) < 3.2e7;
+    const int saved_threads = omp_get_max_threads();
+    if (one_thread) omp_set_num_threads(1);
     mmcr_status st = mmcr_nuclear_norm_ex(l->m, P, D, NULL, &global, l->compute_grad ? l->q : NULL, l->nuc_ws, &info);
+    if (one_thread) omp_set_num_threads(saved_threads);
     res->global_rank = info.rank;
     if (st == MMCR_ERR_NONFINITE)
         return mmcr_err_set(err, st, "the centroid matrix (or its Gram matrix) is not finite");
@@ -208,23 +240,8 @@ static mmcr_status forward_common(mmcr_loss *l, mmcr_loss_result *res, mmcr_err 
         for (int k = 0; k < K; k++) {
             double *zr = z + (size_t)k * D;
             const double *ql = qloc ? qloc + (size_t)k * D : NULL;
-            double dot = 0.0;
-            for (int d = 0; d < D; d++) {
-                double g = -qn[d] / K + (ql ? lambda / P * ql[d] : 0.0);
-                dot += zr[d] * g;
-            }
-            double nr = l->nrm[(size_t)n * K + k];
-            if (nr > NORM_EPS) {
-                for (int d = 0; d < D; d++) {
-                    double g = -qn[d] / K + (ql ? lambda / P * ql[d] : 0.0);
-                    zr[d] = (g - zr[d] * dot) / nr;
-                }
-            } else { /* clamp active: z = y / eps, a linear map */
-                for (int d = 0; d < D; d++) {
-                    double g = -qn[d] / K + (ql ? lambda / P * ql[d] : 0.0);
-                    zr[d] = g / NORM_EPS;
-                }
-            }
+            const double nr = l->nrm[(size_t)n * K + k];
+            grad_row(zr, qn, ql, D, -1.0 / K, lambda / P, nr > NORM_EPS ? nr : 0.0);
         }
     }
     if (loc_st != MMCR_OK)
