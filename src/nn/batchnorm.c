@@ -259,23 +259,25 @@ void mmcr_bn1d_backward(float *dx, float *dgamma, float *dbeta, const float *dy,
     mmcr_bn1d_backward_fused(dx, dgamma, dbeta, dy, x, save_mean, save_invstd, gamma, d, n, NULL);
 }
 
-/* ---- 2-D over the blocked layout (N, C/16, H*W, 16) that oneDNN's convolutions use ----
- * Sixteen channels sit side by side, so every pass runs on whole vectors of channels. Sums are
- * split over a fixed number of batch chunks (not over threads) and added in chunk order: the
- * result does not depend on the thread count. part: NN_BN_PART_DOUBLES(c) doubles of scratch.
- * The per-row kernels are compiled for AVX-512 and AVX2 as well as the baseline and picked at
- * load time (the library's baseline is x86-64-v2, where a double vector has two lanes). */
+/* ---- 2-D over the blocked layout (N, C/B, H*W, B) that oneDNN's convolutions use ----
+ * B channels (16 for AVX-512 kernels, 8 for AVX2 ones) sit side by side, so every pass runs on
+ * whole vectors of channels. Sums are split over a fixed number of batch chunks (not over
+ * threads) and added in chunk order: the result does not depend on the thread count. part:
+ * NN_BN_PART_DOUBLES(c) doubles of scratch. The per-row kernels work on groups of 8 channels,
+ * are written once for a constant B and instantiated for B = 16 and B = 8, each compiled for
+ * AVX-512 and AVX2 as well as the baseline and picked at load time (the library's baseline is
+ * x86-64-v2, where a double vector has two lanes). */
 
-/* 64-byte vectors pass between the helpers below, which are always inlined (even at -O0) into
- * the cloned kernels, so they are compiled for the clone's instruction set and no call crosses
- * the AVX-512 / baseline calling-convention boundary GCC's -Wpsabi note is about. (Without
- * always_inline a Debug build called a baseline helper from the AVX-512 clone and read garbage.) */
+/* 32- and 64-byte vectors pass between the helpers below, which are always inlined (even at
+ * -O0) into the cloned kernels, so they are compiled for the clone's instruction set and no call
+ * crosses the AVX-512 / baseline calling-convention boundary GCC's -Wpsabi note is about.
+ * (Without always_inline a Debug build called a baseline helper from the AVX-512 clone and read
+ * garbage.) */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wpsabi"
 #endif
-typedef float blk_f __attribute__((vector_size(64)));  /* the 16 channels of one position */
-typedef int blk_i __attribute__((vector_size(64)));
-typedef float blk_h __attribute__((vector_size(32)));  /* half of them, */
+typedef float blk_h __attribute__((vector_size(32)));  /* 8 channels of one position, */
+typedef int blk_hi __attribute__((vector_size(32)));
 typedef double blk_d __attribute__((vector_size(64))); /* in double */
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__)
@@ -284,94 +286,168 @@ typedef double blk_d __attribute__((vector_size(64))); /* in double */
 #define BLK_CLONES
 #endif
 #define BLK_INLINE static inline __attribute__((always_inline))
+#define BLK_G(B) ((B) / 8) /* groups of 8 channels per block */
 
-BLK_INLINE blk_f blk_load(const float *p) {
-    blk_f v;
+BLK_INLINE blk_h blk_load(const float *p) {
+    blk_h v;
     memcpy(&v, p, sizeof v);
     return v;
 }
 
-BLK_INLINE void blk_store(float *p, blk_f v) { memcpy(p, &v, sizeof v); }
+BLK_INLINE void blk_store(float *p, blk_h v) { memcpy(p, &v, sizeof v); }
 
-BLK_INLINE blk_d blk_half(const float *p) {
-    blk_h v;
-    memcpy(&v, p, sizeof v);
-    return __builtin_convertvector(v, blk_d);
+BLK_INLINE blk_d blk_wide(const float *p) { return __builtin_convertvector(blk_load(p), blk_d); }
+
+BLK_INLINE blk_h blk_relu(blk_h v) {
+    const blk_h zero = {0};
+    return (blk_h)((blk_hi)v & ~(v < zero)); /* NaN passes, as torch.relu */
 }
 
-BLK_INLINE blk_d blk_half_masked(const float *g, const float *r) {
-    blk_h v, rv;
-    memcpy(&v, g, sizeof v);
-    memcpy(&rv, r, sizeof rv);
-    const blk_h zero = {0, 0, 0, 0, 0, 0, 0, 0};
-    typedef int blk_hi __attribute__((vector_size(32)));
-    v = (blk_h)((blk_hi)v & (rv > zero));
-    return __builtin_convertvector(v, blk_d);
+BLK_INLINE blk_h blk_mask(blk_h g, const float *r) { /* g where relu output r > 0, else 0 */
+    const blk_h zero = {0};
+    return (blk_h)((blk_hi)g & (blk_load(r) > zero));
 }
 
 static int blk_chunks(int n) { return n < NN_BN_CHUNKS ? n : NN_BN_CHUNKS; }
 
-/* Adds the chunk sums of channel block cb in chunk order: s[l], q[l] for its 16 channels. */
-static void blk_reduce(const double *part, int cb, int nch, double *s, double *q) {
-    for (int l = 0; l < NN_BLK; l++) s[l] = q[l] = 0.0;
+/* Adds the chunk sums of channel block cb in chunk order: s[l], q[l] for its B channels. */
+static void blk_reduce(const double *part, int B, int cb, int nch, double *s, double *q) {
+    for (int l = 0; l < B; l++) s[l] = q[l] = 0.0;
     for (int k = 0; k < nch; k++) {
-        const double *pk = part + ((size_t)cb * (size_t)nch + (size_t)k) * 2 * NN_BLK;
-        for (int l = 0; l < NN_BLK; l++) {
+        const double *pk = part + ((size_t)cb * (size_t)nch + (size_t)k) * 2 * (size_t)B;
+        for (int l = 0; l < B; l++) {
             s[l] += pk[l];
-            q[l] += pk[NN_BLK + l];
+            q[l] += pk[B + l];
         }
     }
 }
 
 /* Sums of (x - shift) and (x - shift)^2 over images [n0, n1) of channel block cb. */
-BLK_CLONES static void blk_moments(const float *x, int n0, int n1, int cb, int nb, size_t hw, const float *shift,
-                                   double *s, double *q) {
-    const blk_d zero = {0};
-    blk_d s0 = zero, s1 = zero, q0 = zero, q1 = zero;
-    const blk_d h0 = blk_half(shift), h1 = blk_half(shift + 8);
+BLK_INLINE void moments_body(const int B, const float *x, int n0, int n1, int cb, int nb, size_t hw,
+                             const float *shift, double *s, double *q) {
+    blk_d sv[2] = {{0}, {0}}, qv[2] = {{0}, {0}}, h[2];
+    for (int j = 0; j < BLK_G(B); j++) h[j] = blk_wide(shift + 8 * j);
     for (int i = n0; i < n1; i++) {
-        const float *p = x + ((size_t)i * (size_t)nb + (size_t)cb) * hw * NN_BLK;
-        for (size_t t = 0; t < hw; t++, p += NN_BLK) {
-            blk_d a = blk_half(p) - h0, b = blk_half(p + 8) - h1;
-            s0 += a;
-            s1 += b;
-            q0 += a * a;
-            q1 += b * b;
-        }
+        const float *p = x + ((size_t)i * (size_t)nb + (size_t)cb) * hw * (size_t)B;
+        for (size_t t = 0; t < hw; t++, p += B)
+            for (int j = 0; j < BLK_G(B); j++) {
+                const blk_d a = blk_wide(p + 8 * j) - h[j];
+                sv[j] += a;
+                qv[j] += a * a;
+            }
     }
-    memcpy(s, &s0, sizeof s0);
-    memcpy(s + 8, &s1, sizeof s1);
-    memcpy(q, &q0, sizeof q0);
-    memcpy(q + 8, &q1, sizeof q1);
+    for (int j = 0; j < BLK_G(B); j++) {
+        memcpy(s + 8 * j, &sv[j], sizeof sv[j]);
+        memcpy(q + 8 * j, &qv[j], sizeof qv[j]);
+    }
+}
+
+/* The four per-channel rows (B floats each) of a block's map or coefficients, as vectors. */
+BLK_INLINE void blk_rows(const int B, const float *p, blk_h v[4][2]) {
+    for (int r = 0; r < 4; r++)
+        for (int j = 0; j < BLK_G(B); j++) v[r][j] = blk_load(p + r * B + 8 * j);
 }
 
 /* One row (image i, channel block) of y = act(((x - mh) - ml) * a + b + residual). */
-BLK_CLONES static void blk_apply(float *y, const float *x, const float *residual, int relu, const float *map,
-                                 size_t hw) {
-    const blk_f mh = blk_load(map), ml = blk_load(map + NN_BLK), a = blk_load(map + 2 * NN_BLK),
-                b = blk_load(map + 3 * NN_BLK), zero = {0};
-    for (size_t t = 0; t < hw; t++) {
-        const size_t o = t * NN_BLK;
-        blk_f v = ((blk_load(x + o) - mh) - ml) * a + b;
-        if (residual) v += blk_load(residual + o);
-        if (relu) v = (blk_f)((blk_i)v & ~(v < zero)); /* NaN passes, as torch.relu */
-        blk_store(y + o, v);
+BLK_INLINE void apply_body(const int B, float *y, const float *x, const float *residual, int relu, const float *map,
+                           size_t hw) {
+    blk_h v4[4][2]; /* mh, ml, a, b */
+    blk_rows(B, map, v4);
+    for (size_t o = 0; o < hw * (size_t)B; o += (size_t)B)
+        for (int j = 0; j < BLK_G(B); j++) {
+            blk_h v = ((blk_load(x + o + 8 * j) - v4[0][j]) - v4[1][j]) * v4[2][j] + v4[3][j];
+            if (residual) v += blk_load(residual + o + 8 * j);
+            blk_store(y + o + 8 * j, relu ? blk_relu(v) : v);
+        }
+}
+
+/* Sums of g and g * (x - mean) over images [n0, n1) of channel block cb, g = dy masked by relu_y. */
+BLK_INLINE void grad_sums_body(const int B, const float *dy, const float *x, const float *relu_y, int n0, int n1,
+                               int cb, int nb, size_t hw, const float *mean, double *sg, double *sgx) {
+    blk_d sv[2] = {{0}, {0}}, qv[2] = {{0}, {0}}, mu[2];
+    for (int j = 0; j < BLK_G(B); j++) mu[j] = blk_wide(mean + 8 * j);
+    for (int i = n0; i < n1; i++) {
+        const size_t off = ((size_t)i * (size_t)nb + (size_t)cb) * hw * (size_t)B;
+        for (size_t t = 0; t < hw; t++)
+            for (int j = 0; j < BLK_G(B); j++) {
+                const size_t o = off + t * (size_t)B + 8 * (size_t)j;
+                const blk_h gh = relu_y ? blk_mask(blk_load(dy + o), relu_y + o) : blk_load(dy + o);
+                const blk_d g = __builtin_convertvector(gh, blk_d);
+                sv[j] += g;
+                qv[j] += g * (blk_wide(x + o) - mu[j]);
+            }
+    }
+    for (int j = 0; j < BLK_G(B); j++) {
+        memcpy(sg + 8 * j, &sv[j], sizeof sv[j]);
+        memcpy(sgx + 8 * j, &qv[j], sizeof qv[j]);
     }
 }
 
-static void blk_put_map(float *map, int c, bn_map p) {
-    float *mp = map + (size_t)(c / NN_BLK) * 4 * NN_BLK;
-    const int l = c % NN_BLK;
-    mp[l] = p.mh, mp[NN_BLK + l] = p.ml, mp[2 * NN_BLK + l] = p.a, mp[3 * NN_BLK + l] = p.b;
+/* One row of dx = a * (g - k1 - (x - mean) * k2), g = dy masked by relu_y. */
+BLK_INLINE void apply_grad_body(const int B, float *dx, const float *dy, const float *x, const float *relu_y,
+                                const float *coef, size_t hw) {
+    blk_h v4[4][2]; /* a, k1, k2, mean */
+    blk_rows(B, coef, v4);
+    for (size_t o = 0; o < hw * (size_t)B; o += (size_t)B)
+        for (int j = 0; j < BLK_G(B); j++) {
+            const size_t q = o + 8 * (size_t)j;
+            const blk_h g = relu_y ? blk_mask(blk_load(dy + q), relu_y + q) : blk_load(dy + q);
+            blk_store(dx + q, v4[0][j] * (g - v4[1][j] - (blk_load(x + q) - v4[3][j]) * v4[2][j]));
+        }
+}
+
+/* The kernels for one block width B (the clones need a name each). */
+#define BLK_INSTANCE(B)                                                                                        \
+    BLK_CLONES static void blk_moments##B(const float *x, int n0, int n1, int cb, int nb, size_t hw,           \
+                                          const float *shift, double *s, double *q) {                          \
+        moments_body(B, x, n0, n1, cb, nb, hw, shift, s, q);                                                   \
+    }                                                                                                          \
+    BLK_CLONES static void blk_apply##B(float *y, const float *x, const float *residual, int relu,             \
+                                        const float *map, size_t hw) {                                         \
+        apply_body(B, y, x, residual, relu, map, hw);                                                          \
+    }                                                                                                          \
+    BLK_CLONES static void blk_grad_sums##B(const float *dy, const float *x, const float *relu_y, int n0,      \
+                                            int n1, int cb, int nb, size_t hw, const float *mean, double *sg,  \
+                                            double *sgx) {                                                     \
+        grad_sums_body(B, dy, x, relu_y, n0, n1, cb, nb, hw, mean, sg, sgx);                                   \
+    }                                                                                                          \
+    BLK_CLONES static void blk_apply_grad##B(float *dx, const float *dy, const float *x, const float *relu_y,  \
+                                             const float *coef, size_t hw) {                                   \
+        apply_grad_body(B, dx, dy, x, relu_y, coef, hw);                                                       \
+    }
+BLK_INSTANCE(16)
+BLK_INSTANCE(8)
+
+static void blk_moments(int B, const float *x, int n0, int n1, int cb, int nb, size_t hw, const float *shift,
+                        double *s, double *q) {
+    (B == 16 ? blk_moments16 : blk_moments8)(x, n0, n1, cb, nb, hw, shift, s, q);
+}
+static void blk_apply(int B, float *y, const float *x, const float *residual, int relu, const float *map,
+                      size_t hw) {
+    (B == 16 ? blk_apply16 : blk_apply8)(y, x, residual, relu, map, hw);
+}
+static void blk_grad_sums(int B, const float *dy, const float *x, const float *relu_y, int n0, int n1, int cb,
+                          int nb, size_t hw, const float *mean, double *sg, double *sgx) {
+    (B == 16 ? blk_grad_sums16 : blk_grad_sums8)(dy, x, relu_y, n0, n1, cb, nb, hw, mean, sg, sgx);
+}
+static void blk_apply_grad(int B, float *dx, const float *dy, const float *x, const float *relu_y,
+                           const float *coef, size_t hw) {
+    (B == 16 ? blk_apply_grad16 : blk_apply_grad8)(dx, dy, x, relu_y, coef, hw);
+}
+
+static void blk_put_map(float *map, int B, int c, bn_map p) {
+    float *mp = map + (size_t)(c / B) * 4 * (size_t)B;
+    const int l = c % B;
+    mp[l] = p.mh, mp[B + l] = p.ml, mp[2 * B + l] = p.a, mp[3 * B + l] = p.b;
 }
 
 void mmcr_bn_forward_blocked(float *y, float *save_mean, float *save_invstd, const float *x, const float *gamma,
                              const float *beta, float *run_mean, float *run_var, const mmcr_bn_desc *d, int n,
-                             size_t hw, int train, const float *residual, int relu, double *part) {
-    MMCR_ASSERT(d->c % NN_BLK == 0);
-    const int nb = d->c / NN_BLK, nch = blk_chunks(n);
-    const size_t m = (size_t)n * hw, total = (size_t)d->c * m;
-    /* Per-channel map (mh, ml, a, b), 16 channels at a time, in part once the sums are used:
+                             size_t hw, int B, int train, const float *residual, int relu, double *part) {
+    MMCR_ASSERT((B == 8 || B == 16) && d->c % B == 0);
+    const int nb = d->c / B, nch = blk_chunks(n);
+    const size_t m = (size_t)n * hw, total = (size_t)d->c * m, bs = (size_t)B;
+    /* Per-channel map (mh, ml, a, b), B channels at a time, in part once the sums are used:
      * the map of block cb overwrites only the sums of blocks <= cb. */
     float *map = (float *)part;
     if (train) {
@@ -379,112 +455,67 @@ void mmcr_bn_forward_blocked(float *y, float *save_mean, float *save_invstd, con
 #pragma omp parallel for schedule(static) if (total >= BN_PAR_MIN)
         for (int it = 0; it < nb * nch; it++) {
             const int cb = it / nch, k = it % nch;
-            blk_moments(x, (int)((long)k * n / nch), (int)((long)(k + 1) * n / nch), cb, nb, hw,
-                        x + (size_t)cb * hw * NN_BLK, part + (size_t)it * 2 * NN_BLK,
-                        part + (size_t)it * 2 * NN_BLK + NN_BLK);
+            blk_moments(B, x, (int)((long)k * n / nch), (int)((long)(k + 1) * n / nch), cb, nb, hw,
+                        x + (size_t)cb * hw * bs, part + (size_t)it * 2 * bs, part + (size_t)it * 2 * bs + bs);
         }
         for (int cb = 0; cb < nb; cb++) {
-            double mean[NN_BLK], var[NN_BLK], ss[NN_BLK], qq[NN_BLK];
-            blk_reduce(part, cb, nch, ss, qq);
-            for (int l = 0; l < NN_BLK; l++) {
+            double mean[NN_BLK_MAX], var[NN_BLK_MAX], ss[NN_BLK_MAX], qq[NN_BLK_MAX];
+            blk_reduce(part, B, cb, nch, ss, qq);
+            for (int l = 0; l < B; l++) {
                 const double mu = ss[l] / (double)m, v = qq[l] / (double)m - mu * mu;
-                mean[l] = (double)x[(size_t)cb * hw * NN_BLK + (size_t)l] + mu; /* the shift was x[0] */
+                mean[l] = (double)x[(size_t)cb * hw * bs + (size_t)l] + mu; /* the shift was x[0] */
                 var[l] = v > 0.0 ? v : 0.0;
             }
-            for (int l = 0; l < NN_BLK; l++)
-                blk_put_map(map, cb * NN_BLK + l,
-                            bn_finish(cb * NN_BLK + l, m, mean[l], var[l], save_mean, save_invstd, gamma, beta,
-                                      run_mean, run_var, d, 1));
+            for (int l = 0; l < B; l++)
+                blk_put_map(map, B, cb * B + l,
+                            bn_finish(cb * B + l, m, mean[l], var[l], save_mean, save_invstd, gamma, beta, run_mean,
+                                      run_var, d, 1));
         }
     } else {
         for (int c = 0; c < d->c; c++)
-            blk_put_map(map, c,
+            blk_put_map(map, B, c,
                         bn_finish(c, m, 0.0, 0.0, save_mean, save_invstd, gamma, beta, run_mean, run_var, d, 0));
     }
 #pragma omp parallel for schedule(static) if (total >= BN_PAR_MIN)
     for (long r = 0; r < (long)n * nb; r++) {
-        const size_t off = (size_t)r * hw * NN_BLK;
-        blk_apply(y + off, x + off, residual ? residual + off : NULL, relu, map + (size_t)(r % nb) * 4 * NN_BLK, hw);
-    }
-}
-
-/* Sums of g and g * (x - mean) over images [n0, n1) of channel block cb, g = dy masked by relu_y. */
-BLK_CLONES static void blk_grad_sums(const float *dy, const float *x, const float *relu_y, int n0, int n1, int cb,
-                                     int nb, size_t hw, const float *mean, double *sg, double *sgx) {
-    const blk_d zero = {0};
-    blk_d s0 = zero, s1 = zero, q0 = zero, q1 = zero;
-    const blk_d m0 = blk_half(mean), m1 = blk_half(mean + 8);
-    for (int i = n0; i < n1; i++) {
-        const size_t off = ((size_t)i * (size_t)nb + (size_t)cb) * hw * NN_BLK;
-        for (size_t t = 0; t < hw; t++) {
-            const size_t o = off + t * NN_BLK;
-            blk_d g0, g1;
-            if (relu_y) {
-                g0 = blk_half_masked(dy + o, relu_y + o);
-                g1 = blk_half_masked(dy + o + 8, relu_y + o + 8);
-            } else {
-                g0 = blk_half(dy + o);
-                g1 = blk_half(dy + o + 8);
-            }
-            s0 += g0;
-            s1 += g1;
-            q0 += g0 * (blk_half(x + o) - m0);
-            q1 += g1 * (blk_half(x + o + 8) - m1);
-        }
-    }
-    memcpy(sg, &s0, sizeof s0);
-    memcpy(sg + 8, &s1, sizeof s1);
-    memcpy(sgx, &q0, sizeof q0);
-    memcpy(sgx + 8, &q1, sizeof q1);
-}
-
-/* One row of dx = a * (g - k1 - (x - mean) * k2), g = dy masked by relu_y. */
-BLK_CLONES static void blk_apply_grad(float *dx, const float *dy, const float *x, const float *relu_y,
-                                      const float *coef, size_t hw) {
-    const blk_f a = blk_load(coef), k1 = blk_load(coef + NN_BLK), k2 = blk_load(coef + 2 * NN_BLK),
-                mu = blk_load(coef + 3 * NN_BLK), zero = {0};
-    for (size_t t = 0; t < hw; t++) {
-        const size_t o = t * NN_BLK;
-        blk_f g = blk_load(dy + o);
-        if (relu_y) g = (blk_f)((blk_i)g & (blk_load(relu_y + o) > zero));
-        blk_store(dx + o, a * (g - k1 - (blk_load(x + o) - mu) * k2));
+        const size_t off = (size_t)r * hw * bs;
+        blk_apply(B, y + off, x + off, residual ? residual + off : NULL, relu, map + (size_t)(r % nb) * 4 * bs, hw);
     }
 }
 
 void mmcr_bn_backward_blocked(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
                               const float *save_mean, const float *save_invstd, const float *gamma,
-                              const mmcr_bn_desc *d, int n, size_t hw, const float *relu_y, double *part) {
-    MMCR_ASSERT(d->c % NN_BLK == 0);
-    const int nb = d->c / NN_BLK, nch = blk_chunks(n);
-    const size_t m = (size_t)n * hw, total = (size_t)d->c * m;
+                              const mmcr_bn_desc *d, int n, size_t hw, int B, const float *relu_y, double *part) {
+    MMCR_ASSERT((B == 8 || B == 16) && d->c % B == 0);
+    const int nb = d->c / B, nch = blk_chunks(n);
+    const size_t m = (size_t)n * hw, total = (size_t)d->c * m, bs = (size_t)B;
 #pragma omp parallel for schedule(static) if (total >= BN_PAR_MIN)
     for (int it = 0; it < nb * nch; it++) {
         const int cb = it / nch, k = it % nch;
-        blk_grad_sums(dy, x, relu_y, (int)((long)k * n / nch), (int)((long)(k + 1) * n / nch), cb, nb, hw,
-                      save_mean + (size_t)cb * NN_BLK, part + (size_t)it * 2 * NN_BLK,
-                      part + (size_t)it * 2 * NN_BLK + NN_BLK);
+        blk_grad_sums(B, dy, x, relu_y, (int)((long)k * n / nch), (int)((long)(k + 1) * n / nch), cb, nb, hw,
+                      save_mean + (size_t)cb * bs, part + (size_t)it * 2 * bs, part + (size_t)it * 2 * bs + bs);
     }
     /* Per-channel (a, k1, k2, mean) as in the CNHW version, in part once the sums are used. */
     float *coef = (float *)part;
     for (int cb = 0; cb < nb; cb++) {
-        double sgs[NN_BLK], sgxs[NN_BLK];
-        blk_reduce(part, cb, nch, sgs, sgxs);
-        float *cp = coef + (size_t)cb * 4 * NN_BLK;
-        for (int l = 0; l < NN_BLK; l++) {
-            const int c = cb * NN_BLK + l;
+        double sgs[NN_BLK_MAX], sgxs[NN_BLK_MAX];
+        blk_reduce(part, B, cb, nch, sgs, sgxs);
+        float *cp = coef + (size_t)cb * 4 * bs;
+        for (int l = 0; l < B; l++) {
+            const int c = cb * B + l;
             const double invstd = (double)save_invstd[c];
             dgamma[c] += (float)(sgxs[l] * invstd);
             dbeta[c] += (float)sgs[l];
             cp[l] = (float)((double)gamma[c] * invstd);
-            cp[NN_BLK + l] = (float)(sgs[l] / (double)m);
-            cp[2 * NN_BLK + l] = (float)(sgxs[l] * invstd * invstd / (double)m);
-            cp[3 * NN_BLK + l] = save_mean[c];
+            cp[B + l] = (float)(sgs[l] / (double)m);
+            cp[2 * B + l] = (float)(sgxs[l] * invstd * invstd / (double)m);
+            cp[3 * B + l] = save_mean[c];
         }
     }
 #pragma omp parallel for schedule(static) if (total >= BN_PAR_MIN)
     for (long r = 0; r < (long)n * nb; r++) {
-        const size_t off = (size_t)r * hw * NN_BLK;
-        blk_apply_grad(dx + off, dy + off, x + off, relu_y ? relu_y + off : NULL, coef + (size_t)(r % nb) * 4 * NN_BLK,
+        const size_t off = (size_t)r * hw * bs;
+        blk_apply_grad(B, dx + off, dy + off, x + off, relu_y ? relu_y + off : NULL, coef + (size_t)(r % nb) * 4 * bs,
                        hw);
     }
 }

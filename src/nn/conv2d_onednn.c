@@ -5,10 +5,11 @@
  * (docs/performance.md).
  *
  * The caller's activations are either CNHW planes (oneDNN tag "bacd": logical N,C,H,W stored
- * C-major) or, when every channel count is a multiple of 16, the blocked layout "aBcd16b" that
- * the AVX-512 kernels themselves choose, so that the model's activations never leave it and no
- * reorder runs between layers (the reorders cost about a quarter of the conv time in the demo
- * step). Whatever differs from the kernel's choice is reordered. All such copies live in per-context scratch
+ * C-major) or, when every channel count is a multiple of the block B, the blocked layout the
+ * kernels themselves choose ("aBcd16b" for the AVX-512 kernels, "aBcd8b" for the AVX2 ones; the
+ * context asks oneDNN which), so that the model's activations never leave it and no reorder runs
+ * between layers (the reorders cost about a quarter of the conv time in the demo step, and a
+ * 16-to-8 reorder per layer cost 7 % of the step on an AVX2 machine). Whatever differs from the kernel's choice is reordered. All such copies live in per-context scratch
  * slots shared by every layer; each layer keeps a small cache of primitives keyed by batch size
  * and thread count, built on first use of that pair (the training step reuses one entry, so the
  * step itself allocates nothing after the first). Weight gradients and accumulated input
@@ -35,6 +36,7 @@ struct nn_dnnl {
     dnnl_stream_t stream;
     void *slot[NSLOTS];
     size_t slot_bytes[NSLOTS];
+    int blk; /* the kernels' activation block (16, 8) or 0 */
 };
 
 /* A primitive with its user-mode scratchpad (NULL when it needs none). */
@@ -66,7 +68,7 @@ struct nn_dnnl_conv {
     nn_dnnl *ctx;
     mmcr_conv2d_desc d;
     int h, w, ho, wo;
-    int src_blocked, dst_blocked; /* the caller's layouts (else CNHW) */
+    int src_blk, dst_blk; /* the caller's layouts: blocked with this block, or 0: CNHW */
     unsigned long clock;
     entry e[CACHE_ENTRIES];
 };
@@ -75,6 +77,32 @@ struct nn_dnnl_conv {
     do {                                                                                                       \
         if ((x) != dnnl_success) goto fail;                                                                    \
     } while (0)
+
+/* Which blocked activation layout do the forward kernels pick for a typical layer (32 -> 32
+ * channels, 3x3, 8x8)? 16 on AVX-512 machines, 8 on AVX2 ones; 0 when neither. */
+static int probe_block(dnnl_engine_t engine) {
+    dnnl_dims_t sdims = {2, 32, 8, 8}, wdims = {32, 32, 3, 3}, strides = {1, 1}, pad = {1, 1};
+    dnnl_memory_desc_t s_any, w_any, d_any, b16, b8;
+    dnnl_convolution_desc_t fd;
+    dnnl_primitive_desc_t pd = NULL;
+    int blk = 0;
+    if (dnnl_memory_desc_init_by_tag(&s_any, 4, sdims, dnnl_f32, dnnl_format_tag_any) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&w_any, 4, wdims, dnnl_f32, dnnl_format_tag_any) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&d_any, 4, sdims, dnnl_f32, dnnl_format_tag_any) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&b16, 4, sdims, dnnl_f32, dnnl_aBcd16b) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&b8, 4, sdims, dnnl_f32, dnnl_aBcd8b) != dnnl_success ||
+        dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_direct, &s_any, &w_any,
+                                           NULL, &d_any, strides, pad, pad) != dnnl_success ||
+        dnnl_primitive_desc_create(&pd, &fd, NULL, engine, NULL) != dnnl_success)
+        return 0;
+    const dnnl_memory_desc_t *src = dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+    if (src && dnnl_memory_desc_equal(src, &b16))
+        blk = 16;
+    else if (src && dnnl_memory_desc_equal(src, &b8))
+        blk = 8;
+    dnnl_primitive_desc_destroy(pd);
+    return blk;
+}
 
 nn_dnnl *nn_dnnl_create(void) {
     nn_dnnl *c = calloc(1, sizeof *c);
@@ -88,8 +116,11 @@ nn_dnnl *nn_dnnl_create(void) {
         free(c);
         return NULL;
     }
+    c->blk = probe_block(c->engine);
     return c;
 }
+
+int nn_dnnl_block(const nn_dnnl *c) { return c ? c->blk : 0; }
 
 void nn_dnnl_destroy(nn_dnnl *c) {
     if (!c) return;
@@ -199,6 +230,10 @@ static const dnnl_memory_desc_t *md(const_dnnl_primitive_desc_t pd, dnnl_query_t
     return dnnl_primitive_desc_query_md(pd, q, 0);
 }
 
+static dnnl_format_tag_t user_tag(int blk) {
+    return blk == 16 ? dnnl_aBcd16b : blk == 8 ? dnnl_aBcd8b : dnnl_bacd;
+}
+
 static int entry_build(nn_dnnl_conv *cv, entry *e, int n, int threads) {
     nn_dnnl *c = cv->ctx;
     const mmcr_conv2d_desc *d = &cv->d;
@@ -212,10 +247,10 @@ static int entry_build(nn_dnnl_conv *cv, entry *e, int n, int threads) {
     TRY(dnnl_memory_desc_init_by_tag(&s_any, 4, sdims, dnnl_f32, dnnl_format_tag_any));
     TRY(dnnl_memory_desc_init_by_tag(&w_any, 4, wdims, dnnl_f32, dnnl_format_tag_any));
     TRY(dnnl_memory_desc_init_by_tag(&d_any, 4, ddims, dnnl_f32, dnnl_format_tag_any));
-    /* bacd = CNHW; aBcd16b = (N, C/16, H, W, 16); abcd = OIHW weights. */
-    TRY(dnnl_memory_desc_init_by_tag(&s_user, 4, sdims, dnnl_f32, cv->src_blocked ? dnnl_aBcd16b : dnnl_bacd));
+    /* bacd = CNHW; aBcd16b / aBcd8b = (N, C/B, H, W, B); abcd = OIHW weights. */
+    TRY(dnnl_memory_desc_init_by_tag(&s_user, 4, sdims, dnnl_f32, user_tag(cv->src_blk)));
     TRY(dnnl_memory_desc_init_by_tag(&w_user, 4, wdims, dnnl_f32, dnnl_abcd));
-    TRY(dnnl_memory_desc_init_by_tag(&d_user, 4, ddims, dnnl_f32, cv->dst_blocked ? dnnl_aBcd16b : dnnl_bacd));
+    TRY(dnnl_memory_desc_init_by_tag(&d_user, 4, ddims, dnnl_f32, user_tag(cv->dst_blk)));
 
     dnnl_convolution_desc_t fd, bdd, bwd;
     attr = attr_new(0);
@@ -271,14 +306,15 @@ fail:
     return -1;
 }
 
-nn_dnnl_conv *nn_dnnl_conv_create(nn_dnnl *ctx, const mmcr_conv2d_desc *d, int h, int w, int src_blocked,
-                                  int dst_blocked) {
+nn_dnnl_conv *nn_dnnl_conv_create(nn_dnnl *ctx, const mmcr_conv2d_desc *d, int h, int w, int src_blk,
+                                  int dst_blk) {
     if (!ctx) return NULL;
-    if ((src_blocked && d->cin % NN_BLK) || (dst_blocked && d->cout % NN_BLK)) return NULL;
+    if ((src_blk && src_blk != 8 && src_blk != 16) || (dst_blk && dst_blk != 8 && dst_blk != 16)) return NULL;
+    if ((src_blk && d->cin % src_blk) || (dst_blk && d->cout % dst_blk)) return NULL;
     nn_dnnl_conv *cv = calloc(1, sizeof *cv);
     if (!cv) return NULL;
-    cv->src_blocked = src_blocked;
-    cv->dst_blocked = dst_blocked;
+    cv->src_blk = src_blk;
+    cv->dst_blk = dst_blk;
     cv->ctx = ctx;
     cv->d = *d;
     cv->h = h;
@@ -409,9 +445,13 @@ struct nn_dnnl_conv {
 };
 nn_dnnl *nn_dnnl_create(void) { return NULL; }
 void nn_dnnl_destroy(nn_dnnl *c) { (void)c; }
-nn_dnnl_conv *nn_dnnl_conv_create(nn_dnnl *ctx, const mmcr_conv2d_desc *d, int h, int w, int src_blocked,
-                                  int dst_blocked) {
-    (void)ctx, (void)d, (void)h, (void)w, (void)src_blocked, (void)dst_blocked;
+int nn_dnnl_block(const nn_dnnl *c) {
+    (void)c;
+    return 0;
+}
+nn_dnnl_conv *nn_dnnl_conv_create(nn_dnnl *ctx, const mmcr_conv2d_desc *d, int h, int w, int src_blk,
+                                  int dst_blk) {
+    (void)ctx, (void)d, (void)h, (void)w, (void)src_blk, (void)dst_blk;
     return NULL;
 }
 int nn_dnnl_conv_prepare(nn_dnnl_conv *cv, int n) {

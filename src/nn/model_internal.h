@@ -33,7 +33,7 @@ typedef struct nn_block {
     nn_conv conv1, conv2, down; /* down: 1x1 stride-s conv when the shape changes */
     nn_bn bn1, bn2, down_bn;
     int has_down;
-    /* Saved activations, each (C, N, H, W), or blocked (N, C/16, H, W, 16) on the oneDNN path: */
+    /* Saved activations, each (C, N, H, W), or blocked (N, C/B, H, W, B) on the oneDNN path: */
     const float *in; /* block input (previous block's out, or the stem output) */
     float *c1;       /* conv1 output = bn1 input */
     float *h1;       /* relu(bn1(c1)) = conv2 input */
@@ -89,9 +89,10 @@ struct mmcr_model {
     int use_dnnl;
     nn_conv **dnnl_convs; /* every conv layer, stem first (set up with the oneDNN objects) */
     int nconvs;
-    int blocked_ok; /* every encoder channel count is a multiple of NN_BLK */
+    int blk; /* the oneDNN kernels' activation block when every encoder channel count is a
+              * multiple of it, else 0 (no blocked layout) */
     /* Set by each forward, used by the backward after it: this pass runs its convolutions on
-     * oneDNN (dnnl_now) and keeps activations blocked (blocked = dnnl_now && blocked_ok). */
+     * oneDNN (dnnl_now) and keeps activations blocked (blocked = dnnl_now && blk). */
     int dnnl_now, blocked;
 
     int last_n;

@@ -26,28 +26,28 @@ void mmcr_gap_backward(float *dx, const float *dy, int c, int n, int hw) {
         }
 }
 
-void mmcr_gap_forward_blocked(float *y, const float *x, int c, int n, int hw) {
+void mmcr_gap_forward_blocked(float *y, const float *x, int c, int n, int hw, int B) {
     const double inv = 1.0 / (double)hw;
-    const int nb = c / NN_BLK;
+    const int nb = c / B;
 #pragma omp parallel for schedule(static) if ((size_t)c * (size_t)n * (size_t)hw >= 32768)
     for (long r = 0; r < (long)n * nb; r++) {
-        const float *p = x + (size_t)r * (size_t)hw * NN_BLK;
-        double s[NN_BLK] = {0};
+        const float *p = x + (size_t)r * (size_t)hw * (size_t)B;
+        double s[NN_BLK_MAX] = {0};
         for (int t = 0; t < hw; t++)
-            for (int l = 0; l < NN_BLK; l++) s[l] += (double)p[(size_t)t * NN_BLK + (size_t)l];
-        float *out = y + (size_t)(r / nb) * (size_t)c + (size_t)(r % nb) * NN_BLK;
-        for (int l = 0; l < NN_BLK; l++) out[l] = (float)(s[l] * inv);
+            for (int l = 0; l < B; l++) s[l] += (double)p[(size_t)t * (size_t)B + (size_t)l];
+        float *out = y + (size_t)(r / nb) * (size_t)c + (size_t)(r % nb) * (size_t)B;
+        for (int l = 0; l < B; l++) out[l] = (float)(s[l] * inv);
     }
 }
 
-void mmcr_gap_backward_blocked(float *dx, const float *dy, int c, int n, int hw) {
+void mmcr_gap_backward_blocked(float *dx, const float *dy, int c, int n, int hw, int B) {
     const float inv = 1.0f / (float)hw;
-    const int nb = c / NN_BLK;
+    const int nb = c / B;
 #pragma omp parallel for schedule(static) if ((size_t)c * (size_t)n * (size_t)hw >= 32768)
     for (long r = 0; r < (long)n * nb; r++) {
-        float *p = dx + (size_t)r * (size_t)hw * NN_BLK;
-        const float *g = dy + (size_t)(r / nb) * (size_t)c + (size_t)(r % nb) * NN_BLK;
+        float *p = dx + (size_t)r * (size_t)hw * (size_t)B;
+        const float *g = dy + (size_t)(r / nb) * (size_t)c + (size_t)(r % nb) * (size_t)B;
         for (int t = 0; t < hw; t++)
-            for (int l = 0; l < NN_BLK; l++) p[(size_t)t * NN_BLK + (size_t)l] = g[l] * inv;
+            for (int l = 0; l < B; l++) p[(size_t)t * (size_t)B + (size_t)l] = g[l] * inv;
     }
 }

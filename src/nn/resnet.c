@@ -1,7 +1,7 @@
 /* ResNet-18 encoder with the CIFAR stem (3x3 conv, stride 1, no max-pool): plan, forward and
- * backward over CNHW activations, or over oneDNN's blocked layout (N, C/16, H, W, 16) when the
- * convolutions run on oneDNN and every width is a multiple of 16 (then nothing is reordered
- * between layers; only the input images stay CNHW). Tensor names follow torchvision's state_dict under the
+ * backward over CNHW activations, or over oneDNN's blocked layout (N, C/B, H, W, B), B = 16 or 8
+ * as the machine's kernels want, when the convolutions run on oneDNN and every width is a
+ * multiple of B (then nothing is reordered between layers; only the input images stay CNHW). Tensor names follow torchvision's state_dict under the
  * prefix "backbone." so a PyTorch twin can load the parameters by name. */
 #include "nn/model_internal.h"
 #include "nn/nn_internal.h"
@@ -91,7 +91,6 @@ int mmcr_nn_resnet_plan(mmcr_model *m) {
     }
     m->feat_dim = cin;
     m->final_hw = h * h;
-    m->blocked_ok = width % NN_BLK == 0; /* stage widths are width << stage */
     return 0;
 }
 
@@ -139,8 +138,8 @@ static void bn_fwd(mmcr_model *m, const nn_bn *bn, float *y, const float *x, int
     mmcr_bn_desc d = {bn->c, m->bn_eps, m->bn_momentum};
     if (m->blocked)
         mmcr_bn_forward_blocked(y, bn->save_mean, bn->save_invstd, x, nn_param(m, bn->gamma), nn_param(m, bn->beta),
-                                nn_buffer(m, bn->run_mean), nn_buffer(m, bn->run_var), &d, n, hw, train, residual,
-                                relu, m->bn_part);
+                                nn_buffer(m, bn->run_mean), nn_buffer(m, bn->run_var), &d, n, hw, m->blk, train,
+                                residual, relu, m->bn_part);
     else
         mmcr_bn_forward_fused(y, bn->save_mean, bn->save_invstd, x, nn_param(m, bn->gamma), nn_param(m, bn->beta),
                               nn_buffer(m, bn->run_mean), nn_buffer(m, bn->run_var), &d, (size_t)n * hw, train,
@@ -152,7 +151,7 @@ static void bn_bwd(mmcr_model *m, const nn_bn *bn, float *dx, const float *dy, c
     mmcr_bn_desc d = {bn->c, m->bn_eps, m->bn_momentum};
     if (m->blocked)
         mmcr_bn_backward_blocked(dx, nn_grad(m, bn->gamma), nn_grad(m, bn->beta), dy, x, bn->save_mean,
-                                 bn->save_invstd, nn_param(m, bn->gamma), &d, n, hw, relu_y, m->bn_part);
+                                 bn->save_invstd, nn_param(m, bn->gamma), &d, n, hw, m->blk, relu_y, m->bn_part);
     else
         mmcr_bn_backward_fused(dx, nn_grad(m, bn->gamma), nn_grad(m, bn->beta), dy, x, bn->save_mean,
                                bn->save_invstd, nn_param(m, bn->gamma), &d, (size_t)n * hw, relu_y);
@@ -176,10 +175,12 @@ int mmcr_nn_resnet_dnnl_init(mmcr_model *m) {
     if (!all) return -1;
     m->dnnl_convs = all;
     m->nconvs = conv_list(m, all);
+    /* The kernels' block, when every encoder channel count (width << stage) is a multiple of it. */
+    const int blk = nn_dnnl_block(m->dnnl);
+    m->blk = blk && m->stem.d.cout % blk == 0 ? blk : 0;
     for (int i = 0; i < m->nconvs; i++) {
         /* all[0] is the stem: its input is the images, always CNHW. */
-        all[i]->dnnl = nn_dnnl_conv_create(m->dnnl, &all[i]->d, all[i]->h, all[i]->w, i > 0 && m->blocked_ok,
-                                           m->blocked_ok);
+        all[i]->dnnl = nn_dnnl_conv_create(m->dnnl, &all[i]->d, all[i]->h, all[i]->w, i > 0 ? m->blk : 0, m->blk);
         if (!all[i]->dnnl) return -1;
     }
     return 0;
@@ -205,7 +206,7 @@ static void choose_kernels(mmcr_model *m, int n) {
         for (int i = 0; i < m->nconvs && ok; i++) ok = all[i]->dnnl && nn_dnnl_conv_prepare(all[i]->dnnl, n) == 0;
         m->dnnl_now = ok;
     }
-    m->blocked = m->dnnl_now && m->blocked_ok;
+    m->blocked = m->dnnl_now && m->blk;
 }
 
 static void conv_fwd(mmcr_model *m, const nn_conv *cv, float *y, const float *x, int n) {
@@ -251,7 +252,7 @@ void mmcr_nn_resnet_forward(mmcr_model *m, int n, int train) {
     }
     const float *last = m->nblocks ? m->blocks[m->nblocks - 1].out : m->stem_out;
     if (m->blocked)
-        mmcr_gap_forward_blocked(m->feat, last, m->feat_dim, n, m->final_hw);
+        mmcr_gap_forward_blocked(m->feat, last, m->feat_dim, n, m->final_hw, m->blk);
     else
         mmcr_gap_forward(m->feat, last, m->feat_dim, n, m->final_hw);
 }
@@ -262,7 +263,7 @@ void mmcr_nn_resnet_forward(mmcr_model *m, int n, int train) {
 void mmcr_nn_resnet_backward(mmcr_model *m, int n) {
     float *ga = m->g[0], *gb = m->g[1], *gc = m->g[2];
     if (m->blocked)
-        mmcr_gap_backward_blocked(ga, m->gfeat, m->feat_dim, n, m->final_hw);
+        mmcr_gap_backward_blocked(ga, m->gfeat, m->feat_dim, n, m->final_hw, m->blk);
     else
         mmcr_gap_backward(ga, m->gfeat, m->feat_dim, n, m->final_hw);
     for (int i = m->nblocks - 1; i >= 0; i--) {

@@ -218,10 +218,10 @@ static double max_rel(const float *a, const float *b, size_t n) {
     return e / (m + 1e-30);
 }
 
-/* Blocked (N, C/16, HW, 16) BN = CNHW BN on the same data, in training (residual aliasing the
+/* Blocked (N, C/B, HW, B) BN, B = 16 and 8, = CNHW BN on the same data, in training (residual aliasing the
  * output, ReLU, running stats) and eval, forward and backward (ReLU mask, dx aliasing dy); the
  * blocked results are bit-identical at 1 and 2 threads. */
-static void check_blocked(int nc, int n, size_t hw, double mean, uint64_t seed) {
+static void check_blocked(int nc, int n, size_t hw, int B, double mean, uint64_t seed) {
     const size_t m = (size_t)n * hw, nt = (size_t)nc * m;
     mmcr_bn_desc d = {nc, 1e-5f, 0.1f};
     float *x = malloc(nt * 4), *res = malloc(nt * 4), *dy = malloc(nt * 4), *xb = malloc(nt * 4);
@@ -241,9 +241,9 @@ static void check_blocked(int nc, int n, size_t hw, double mean, uint64_t seed) 
     fill(b, (size_t)nc, &r, 0.0, 0.5);
     for (int c = 0; c < nc; c++) rmr[c] = rmb[c] = (float)mmcr_rng_normal(&r), rvr[c] = rvb[c] = 1.5f;
     memset(dgr, 0, (size_t)nc * 16); /* dgr dbr dgb dbb */
-    nn_cnhw_to_blocked(xb, x, nc, n, hw);
-    nn_cnhw_to_blocked(resb, res, nc, n, hw);
-    nn_cnhw_to_blocked(dyb, dy, nc, n, hw);
+    nn_cnhw_to_blocked(xb, x, nc, n, hw, B);
+    nn_cnhw_to_blocked(resb, res, nc, n, hw, B);
+    nn_cnhw_to_blocked(dyb, dy, nc, n, hw, B);
     for (int threads = 2; threads >= 1; threads--) {
         mmcr_set_threads(threads);
         memcpy(yr, res, nt * 4);
@@ -251,10 +251,10 @@ static void check_blocked(int nc, int n, size_t hw, double mean, uint64_t seed) 
                               yr, 1);
         memcpy(yb, resb, nt * 4);
         mmcr_bn_forward_blocked(yb, smb, sib, xb, g, b, threads == 2 ? rmb : NULL, threads == 2 ? rvb : NULL, &d, n,
-                                hw, 1, yb, 1, part);
-        nn_blocked_to_cnhw(t, yb, nc, n, hw);
+                                hw, B, 1, yb, 1, part);
+        nn_blocked_to_cnhw(t, yb, nc, n, hw, B);
         double e = max_rel(t, yr, nt);
-        CHECK_MSG(e < 2e-6, "blocked BN forward (C %d, n %d, hw %zu) rel err %g", nc, n, hw, e);
+        CHECK_MSG(e < 2e-6, "blocked BN forward (C %d, n %d, hw %zu, B %d) rel err %g", nc, n, hw, B, e);
         CHECK(max_rel(smb, smr, (size_t)nc) < 1e-6 && max_rel(sib, sir, (size_t)nc) < 1e-6);
         CHECK(max_rel(rmb, rmr, (size_t)nc) < 1e-6 && max_rel(rvb, rvr, (size_t)nc) < 1e-6);
         if (threads == 2)
@@ -263,34 +263,37 @@ static void check_blocked(int nc, int n, size_t hw, double mean, uint64_t seed) 
             CHECK(memcmp(y1, yb, nt * 4) == 0); /* thread-count independent */
         /* Backward of relu(bn(x)) (no residual), dx aliasing dy. */
         mmcr_bn_forward_fused(yr, smr, sir, x, g, b, NULL, NULL, &d, m, 1, NULL, 1);
-        mmcr_bn_forward_blocked(yb, smb, sib, xb, g, b, NULL, NULL, &d, n, hw, 1, NULL, 1, part);
+        mmcr_bn_forward_blocked(yb, smb, sib, xb, g, b, NULL, NULL, &d, n, hw, B, 1, NULL, 1, part);
         memcpy(dxr, dy, nt * 4);
         memcpy(dxb, dyb, nt * 4);
         mmcr_bn_backward_fused(dxr, dgr, dbr, dxr, x, smr, sir, g, &d, m, yr);
-        mmcr_bn_backward_blocked(dxb, dgb, dbb, dxb, xb, smb, sib, g, &d, n, hw, yb, part);
-        nn_blocked_to_cnhw(t, dxb, nc, n, hw);
+        mmcr_bn_backward_blocked(dxb, dgb, dbb, dxb, xb, smb, sib, g, &d, n, hw, B, yb, part);
+        nn_blocked_to_cnhw(t, dxb, nc, n, hw, B);
         e = max_rel(t, dxr, nt);
-        CHECK_MSG(e < 1e-5, "blocked BN backward (C %d, n %d, hw %zu) rel err %g", nc, n, hw, e);
+        CHECK_MSG(e < 1e-5, "blocked BN backward (C %d, n %d, hw %zu, B %d) rel err %g", nc, n, hw, B, e);
         CHECK(max_rel(dgb, dgr, (size_t)nc) < 1e-5 && max_rel(dbb, dbr, (size_t)nc) < 1e-5);
     }
     /* Eval mode: the running statistics, nothing written to them. */
     mmcr_bn_forward_fused(yr, smr, sir, x, g, b, rmr, rvr, &d, m, 0, NULL, 0);
-    mmcr_bn_forward_blocked(yb, smb, sib, xb, g, b, rmb, rvb, &d, n, hw, 0, NULL, 0, part);
-    nn_blocked_to_cnhw(t, yb, nc, n, hw);
+    mmcr_bn_forward_blocked(yb, smb, sib, xb, g, b, rmb, rvb, &d, n, hw, B, 0, NULL, 0, part);
+    nn_blocked_to_cnhw(t, yb, nc, n, hw, B);
     CHECK(max_rel(t, yr, nt) < 2e-6);
     /* A NaN passes the ReLU. */
     xb[3] = NAN;
-    mmcr_bn_forward_blocked(yb, smb, sib, xb, g, b, NULL, NULL, &d, n, hw, 1, NULL, 1, part);
+    mmcr_bn_forward_blocked(yb, smb, sib, xb, g, b, NULL, NULL, &d, n, hw, B, 1, NULL, 1, part);
     CHECK(isnan(yb[3]));
     free(x), free(res), free(dy), free(xb), free(resb), free(dyb), free(yr), free(yb), free(t), free(dxr);
     free(dxb), free(y1), free(g), free(b), free(st), free(part);
 }
 
 int main(void) {
-    check_blocked(16, 3, 25, 0.0, 11);    /* fewer images than sum chunks */
-    check_blocked(32, 19, 9, 5.0, 12);    /* uneven chunks, a mean far from zero */
-    check_blocked(64, 8, 1, -1.0, 13);    /* 1x1 spatial */
-    check_blocked(32, 21, 64, 0.5, 14);   /* large enough for the parallel loops */
+    for (int B = 16; B >= 8; B /= 2) {
+        check_blocked(16, 3, 25, B, 0.0, 11);  /* fewer images than sum chunks */
+        check_blocked(32, 19, 9, B, 5.0, 12);  /* uneven chunks, a mean far from zero */
+        check_blocked(64, 8, 1, B, -1.0, 13);  /* 1x1 spatial */
+        check_blocked(32, 21, 64, B, 0.5, 14); /* large enough for the parallel loops */
+    }
+    check_blocked(8, 5, 7, 8, 2.0, 15); /* one block of 8 */
     /* m not a multiple of 8 exercises the scalar tail of the 8-lane sums. */
     check_forward(0, 5, 1003, 0.0, 1.0, 1);
     check_forward(0, 3, 4096, 1000.0, 0.01, 2); /* large mean, small spread: no cancellation */

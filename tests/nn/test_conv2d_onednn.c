@@ -1,9 +1,9 @@
 /* oneDNN convolutions (the model's default kernels) against the direct reference: forward,
  * backward data and weights, the accumulate semantics of both gradients, dx == NULL, batch sizes
  * that change between calls (more of them than the per-layer cache holds), and one and two
- * threads, with CNHW and with blocked (N, C/16, H, W, 16) activations on either side. Also the
- * blocked batch norm and pooling against the CNHW ones, and the model-level switch: the same model with GEMM and with oneDNN kernels gives
- * the same embeddings and gradients. */
+ * threads, with CNHW and with blocked (N, C/B, H, W, B) activations, B = 16 and 8, on either
+ * side. Also the model-level switch: the same model with GEMM and with oneDNN kernels gives the
+ * same embeddings and gradients, in the blocked layout the machine's kernels want or in CNHW. */
 #include "mmcr/nn.h"
 #include "nn/model_internal.h"
 #include "nn/nn_internal.h"
@@ -40,17 +40,17 @@ static double rel_err(const float *a, const float *b, size_t n) {
     return e / (m + 1e-30);
 }
 
-/* The caller's layout of a CNHW tensor: blocked or as is. */
-static void to_user(float *dst, const float *src, int c, int n, size_t hw, int blocked) {
-    if (blocked)
-        nn_cnhw_to_blocked(dst, src, c, n, hw);
+/* The caller's layout of a CNHW tensor: blocked with block blk, or as is (blk 0). */
+static void to_user(float *dst, const float *src, int c, int n, size_t hw, int blk) {
+    if (blk)
+        nn_cnhw_to_blocked(dst, src, c, n, hw, blk);
     else
         memcpy(dst, src, (size_t)c * (size_t)n * hw * 4);
 }
 
-static void from_user(float *dst, const float *src, int c, int n, size_t hw, int blocked) {
-    if (blocked)
-        nn_blocked_to_cnhw(dst, src, c, n, hw);
+static void from_user(float *dst, const float *src, int c, int n, size_t hw, int blk) {
+    if (blk)
+        nn_blocked_to_cnhw(dst, src, c, n, hw, blk);
     else
         memcpy(dst, src, (size_t)c * (size_t)n * hw * 4);
 }
@@ -86,7 +86,7 @@ static void run_case(nn_dnnl *ctx, const conv_case *cc, int ci, int sb, int db) 
         from_user(y, yu, d.cout, n, hwo, db);
         mmcr_conv2d_forward_ref(yr, x, wt, &d, n, h, w);
         double e = rel_err(y, yr, ny);
-        CHECK_MSG(e < 1e-5, "case %d (layouts %d%d) n %d forward rel err %g", ci, sb, db, n, e);
+        CHECK_MSG(e < 1e-5, "case %d (layouts %d,%d) n %d forward rel err %g", ci, sb, db, n, e);
 
         /* dx overwritten (garbage before), dW added onto dw0. */
         fill(dxu, nx, &rng, 50.0);
@@ -96,9 +96,9 @@ static void run_case(nn_dnnl *ctx, const conv_case *cc, int ci, int sb, int db) 
         from_user(dx, dxu, d.cin, n, hwi, sb);
         mmcr_conv2d_backward_ref(dxr, dwr, dy, x, wt, &d, n, h, w);
         e = rel_err(dx, dxr, nx);
-        CHECK_MSG(e < 1e-5, "case %d (layouts %d%d) n %d dx rel err %g", ci, sb, db, n, e);
+        CHECK_MSG(e < 1e-5, "case %d (layouts %d,%d) n %d dx rel err %g", ci, sb, db, n, e);
         e = rel_err(dw, dwr, nw);
-        CHECK_MSG(e < 1e-5, "case %d (layouts %d%d) n %d dW rel err %g", ci, sb, db, n, e);
+        CHECK_MSG(e < 1e-5, "case %d (layouts %d,%d) n %d dW rel err %g", ci, sb, db, n, e);
 
         /* Accumulating dx: base + dx; dx == NULL leaves only dW, added again. */
         fill(base, nx, &rng, 1.0);
@@ -108,11 +108,11 @@ static void run_case(nn_dnnl *ctx, const conv_case *cc, int ci, int sb, int db) 
         from_user(dx, dxu, d.cin, n, hwi, sb);
         for (size_t i = 0; i < nx; i++) dx[i] -= base[i];
         e = rel_err(dx, dxr, nx);
-        CHECK_MSG(e < 1e-5, "case %d (layouts %d%d) n %d accumulated dx rel err %g", ci, sb, db, n, e);
+        CHECK_MSG(e < 1e-5, "case %d (layouts %d,%d) n %d accumulated dx rel err %g", ci, sb, db, n, e);
         CHECK(nn_dnnl_conv_backward(cv, NULL, dw, dyu, xu, wt, n, 0) == 0);
         for (size_t i = 0; i < nw; i++) dw[i] -= dwr[i] - dw0[i]; /* twice the gradient minus once */
         e = rel_err(dw, dwr, nw);
-        CHECK_MSG(e < 1e-5, "case %d (layouts %d%d) n %d dW accumulated twice rel err %g", ci, sb, db, n, e);
+        CHECK_MSG(e < 1e-5, "case %d (layouts %d,%d) n %d dW accumulated twice rel err %g", ci, sb, db, n, e);
         free(x), free(wt), free(dy), free(y), free(yr), free(dx), free(dxr), free(base);
         free(dw), free(dwr), free(dw0), free(xu), free(dyu), free(yu), free(dxu);
     }
@@ -121,7 +121,8 @@ static void run_case(nn_dnnl *ctx, const conv_case *cc, int ci, int sb, int db) 
 
 /* One small ResNet with both kernel sets: same embeddings, gradients and running statistics in
  * training, same embeddings in eval mode at another batch size. Width 16 keeps the oneDNN pass
- * in the blocked layout; width 12 keeps it in CNHW. */
+ * in the blocked layout, width 8 does where the kernels use blocks of 8 (AVX2), width 12 keeps it
+ * in CNHW. */
 static void test_model_backends(int width, int in_channels) {
     mmcr_model_config c;
     mmcr_model_config_default(&c);
@@ -152,7 +153,8 @@ static void test_model_backends(int width, int in_channels) {
         mmcr_model_zero_grad(m);
         const float *emb;
         CHECK(mmcr_model_forward(m, img, n, 1, 1, NULL, &emb) == MMCR_OK);
-        CHECK(m->dnnl_now == !pass && m->blocked == (!pass && width % NN_BLK == 0));
+        const int blk = nn_dnnl_block(m->dnnl);
+        CHECK(m->dnnl_now == !pass && m->blocked == (!pass && blk && width % blk == 0));
         mmcr_model_backward(m, dz);
         if (pass == 0) {
             memcpy(e1, emb, ne * 4);
@@ -189,18 +191,25 @@ int main(void) {
     }
     nn_dnnl *ctx = nn_dnnl_create();
     CHECK(ctx != NULL);
+    /* The machine's kernels use blocks of 16 (AVX-512) or 8 (AVX2). */
+    const int blk = nn_dnnl_block(ctx);
+    CHECK(blk == 16 || blk == 8);
     {
-        /* Channel counts that are not multiples of 16 cannot be blocked. */
+        /* Channel counts that are not multiples of the block cannot be blocked; no other blocks. */
         mmcr_conv2d_desc d = {16, 8, 3, 1, 1};
-        CHECK(nn_dnnl_conv_create(ctx, &d, 4, 4, 1, 1) == NULL);
-        CHECK(nn_dnnl_conv_create(ctx, &d, 4, 4, 0, 1) == NULL);
+        CHECK(nn_dnnl_conv_create(ctx, &d, 4, 4, 16, 16) == NULL);
+        CHECK(nn_dnnl_conv_create(ctx, &d, 4, 4, 0, 16) == NULL);
+        CHECK(nn_dnnl_conv_create(ctx, &d, 4, 4, 4, 0) == NULL);
+        nn_dnnl_conv *ok = nn_dnnl_conv_create(ctx, &d, 4, 4, 16, 8);
+        CHECK(ok != NULL);
+        nn_dnnl_conv_destroy(ok);
     }
     for (int threads = 2; threads >= 1; threads--) {
         mmcr_set_threads(threads);
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-            for (int sb = 0; sb < 2; sb++)
-                for (int db = 0; db < 2; db++) {
-                    if ((sb && cases[i].cin % NN_BLK) || (db && cases[i].cout % NN_BLK)) continue;
+            for (int sb = 0; sb <= 16; sb += 8)
+                for (int db = 0; db <= 16; db += 8) {
+                    if ((sb && cases[i].cin % sb) || (db && cases[i].cout % db)) continue;
                     run_case(ctx, &cases[i], (int)i, sb, db);
                 }
     }
@@ -208,6 +217,7 @@ int main(void) {
     mmcr_set_threads(2);
     test_model_backends(16, 1);
     test_model_backends(16, 3);
+    test_model_backends(8, 1);
     test_model_backends(12, 3);
     return test_finish("test_conv2d_onednn");
 }

@@ -168,7 +168,7 @@ static void test_gap(int c, int n, int hw, uint64_t seed) {
 }
 
 /* Blocked pooling = CNHW pooling of the same tensor; its backward = CNHW backward, blocked. */
-static void test_gap_blocked(int c, int n, int hw, uint64_t seed) {
+static void test_gap_blocked(int c, int n, int hw, int B, uint64_t seed) {
     const size_t nt = (size_t)c * (size_t)n * (size_t)hw, nf = (size_t)c * (size_t)n;
     float *x = malloc(nt * 4), *xb = malloc(nt * 4), *y = malloc(nf * 4), *yb = malloc(nf * 4), *dy = malloc(nf * 4);
     float *dx = malloc(nt * 4), *dxb = malloc(nt * 4), *t = malloc(nt * 4);
@@ -176,23 +176,25 @@ static void test_gap_blocked(int c, int n, int hw, uint64_t seed) {
     mmcr_rng_seed(&r, seed, 3, 0, 0);
     fill(x, nt, &r, 1.0);
     fill(dy, nf, &r, 1.0);
-    nn_cnhw_to_blocked(xb, x, c, n, (size_t)hw);
-    nn_blocked_to_cnhw(t, xb, c, n, (size_t)hw);
+    nn_cnhw_to_blocked(xb, x, c, n, (size_t)hw, B);
+    nn_blocked_to_cnhw(t, xb, c, n, (size_t)hw, B);
     CHECK(memcmp(t, x, nt * 4) == 0); /* the conversions are inverses */
     mmcr_gap_forward(y, x, c, n, hw);
-    mmcr_gap_forward_blocked(yb, xb, c, n, hw);
+    mmcr_gap_forward_blocked(yb, xb, c, n, hw, B);
     CHECK(memcmp(y, yb, nf * 4) == 0); /* same sums in the same order */
     mmcr_gap_backward(dx, dy, c, n, hw);
     fill(dxb, nt, &r, 9.0); /* overwritten */
-    mmcr_gap_backward_blocked(dxb, dy, c, n, hw);
-    nn_blocked_to_cnhw(t, dxb, c, n, (size_t)hw);
+    mmcr_gap_backward_blocked(dxb, dy, c, n, hw, B);
+    nn_blocked_to_cnhw(t, dxb, c, n, (size_t)hw, B);
     CHECK(memcmp(t, dx, nt * 4) == 0);
     free(x), free(xb), free(y), free(yb), free(dy), free(dx), free(dxb), free(t);
 }
 
 int main(void) {
-    test_gap_blocked(16, 3, 9, 8);
-    test_gap_blocked(48, 64, 16, 9);
+    test_gap_blocked(16, 3, 9, 16, 8);
+    test_gap_blocked(48, 64, 16, 16, 9);
+    test_gap_blocked(24, 5, 9, 8, 10);
+    test_gap_blocked(48, 64, 16, 8, 11);
     test_linear(5, 7, 3, 1, 1);
     test_linear(1, 16, 9, 0, 2);
     test_linear(33, 65, 17, 1, 3);
