@@ -9,8 +9,9 @@
  * kernels themselves choose ("aBcd16b" for the AVX-512 kernels, "aBcd8b" for the AVX2 ones; the
  * context asks oneDNN which), so that the model's activations never leave it and no reorder runs
  * between layers (the reorders cost about a quarter of the conv time in the demo step, and a
- * 16-to-8 reorder per layer cost 7 % of the step on an AVX2 machine). Whatever differs from the kernel's choice is reordered. All such copies live in per-context scratch
- * slots shared by every layer; each layer keeps a small cache of primitives keyed by batch size
+ * 16-to-8 reorder around every layer a fifth of the step on an AVX2 machine). Whatever differs
+ * from the kernel's choice is reordered. All such copies live in per-context scratch slots
+ * shared by every layer; each layer keeps a small cache of primitives keyed by batch size
  * and thread count, built on first use of that pair (the training step reuses one entry, so the
  * step itself allocates nothing after the first). Weight gradients and accumulated input
  * gradients go through a reorder with a "sum" post-op, which adds instead of overwriting.

@@ -1,8 +1,9 @@
 /* ResNet-18 encoder with the CIFAR stem (3x3 conv, stride 1, no max-pool): plan, forward and
  * backward over CNHW activations, or over oneDNN's blocked layout (N, C/B, H, W, B), B = 16 or 8
  * as the machine's kernels want, when the convolutions run on oneDNN and every width is a
- * multiple of B (then nothing is reordered between layers; only the input images stay CNHW). Tensor names follow torchvision's state_dict under the
- * prefix "backbone." so a PyTorch twin can load the parameters by name. */
+ * multiple of B (then nothing is reordered between layers; only the input images stay CNHW).
+ * Tensor names follow torchvision's state_dict under the prefix "backbone." so a PyTorch twin can
+ * load the parameters by name. */
 #include "nn/model_internal.h"
 #include "nn/nn_internal.h"
 
